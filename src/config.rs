@@ -1,0 +1,450 @@
+//! Settings: one typed struct, read from the environment (and `.env`, through dotenvy, in
+//! `main`) and checked as a whole before anything starts.
+//!
+//! Every setting has a default, listed in `.env`. A bad value never starts a half-configured
+//! service: [`Settings::from_lookup`] returns every problem at once, each naming the variable and
+//! what it expected.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Where consumption starts for a partition that has no offset stored in PostgreSQL yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartOffset {
+    /// The oldest record the broker still keeps.
+    Earliest,
+    /// Only records produced after the service first started.
+    Latest,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Every setting of the service. See `.env` for the defaults and a line on each.
+#[derive(Clone)]
+pub struct Settings {
+    /// Kafka bootstrap brokers, `host:port`.
+    pub kafka_brokers: Vec<String>,
+    /// The topic orders are read from.
+    pub kafka_topic: String,
+    /// Partitions of the topic when the service creates it.
+    pub kafka_partitions: i32,
+    /// Replication factor of the topic when the service creates it.
+    pub kafka_replication_factor: i16,
+    /// Reader tasks; each owns a disjoint set of the topic's partitions.
+    pub kafka_readers: usize,
+    /// Where a partition without a stored offset starts.
+    pub kafka_start_offset: StartOffset,
+    /// Most bytes one fetch request asks for, per partition.
+    pub kafka_fetch_max_bytes: i32,
+    /// How long the broker may hold a fetch open waiting for new records.
+    pub kafka_fetch_max_wait: Duration,
+    /// Largest record value accepted as an order; larger ones are rejected unparsed.
+    pub max_record_bytes: usize,
+    /// Handler tasks.
+    pub handlers: usize,
+    /// Records the channel between readers and handlers holds before readers wait.
+    pub channel_capacity: usize,
+    /// Most records a handler takes and writes in one transaction.
+    pub batch_size: usize,
+    /// PostgreSQL connection string.
+    pub database_url: tokio_postgres::Config,
+    /// Most PostgreSQL connections in the pool.
+    pub db_pool_size: usize,
+    /// Whether memory is filled from PostgreSQL at start-up.
+    pub memory_restore: bool,
+    /// Most orders kept in memory.
+    pub memory_orders_limit: usize,
+    /// Orders whose `date_created` is older than this leave memory; `None` keeps them all.
+    pub memory_max_age: Option<Duration>,
+    /// How often the sweeper runs.
+    pub sweep_interval: Duration,
+    /// How often finished offsets are written to PostgreSQL.
+    pub offset_commit_interval: Duration,
+    /// Address the HTTP server listens on.
+    pub http_addr: SocketAddr,
+    /// HTTP worker threads; 0 means one per core.
+    pub http_workers: usize,
+    /// A tracing filter directive, such as `info` or `orderstore=debug,info`.
+    pub log_level: String,
+    /// Text or JSON logs.
+    pub log_format: LogFormat,
+}
+
+impl fmt::Debug for Settings {
+    /// Prints every setting but the database password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("kafka_brokers", &self.kafka_brokers)
+            .field("kafka_topic", &self.kafka_topic)
+            .field("kafka_partitions", &self.kafka_partitions)
+            .field("kafka_readers", &self.kafka_readers)
+            .field("kafka_start_offset", &self.kafka_start_offset)
+            .field("handlers", &self.handlers)
+            .field("channel_capacity", &self.channel_capacity)
+            .field("batch_size", &self.batch_size)
+            .field("database", &self.database_display())
+            .field("db_pool_size", &self.db_pool_size)
+            .field("memory_restore", &self.memory_restore)
+            .field("memory_orders_limit", &self.memory_orders_limit)
+            .field("memory_max_age", &self.memory_max_age)
+            .field("sweep_interval", &self.sweep_interval)
+            .field("http_addr", &self.http_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every bad setting found, one line naming each variable and what it expected.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid settings: {}", .problems.join("; "))]
+pub struct SettingsError {
+    /// One entry per bad variable.
+    pub problems: Vec<String>,
+}
+
+impl Settings {
+    /// Reads the settings from the process environment.
+    pub fn from_env() -> Result<Settings, SettingsError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the settings through `lookup`, which returns a variable's value if it is set.
+    /// An empty value counts as unset, so `.env` may leave a line blank to mean the default.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, SettingsError> {
+        let mut reader = Reader {
+            lookup: &lookup,
+            problems: Vec::new(),
+        };
+        let kafka_brokers: Vec<String> = reader
+            .get("KAFKA_BROKERS", "localhost:9092")
+            .split(',')
+            .map(|broker| broker.trim().to_string())
+            .filter(|broker| !broker.is_empty())
+            .collect();
+        if kafka_brokers.is_empty()
+            || kafka_brokers.iter().any(|broker| {
+                broker
+                    .rsplit_once(':')
+                    .is_none_or(|(_, port)| port.parse::<u16>().is_err())
+            })
+        {
+            reader.problem("KAFKA_BROKERS", "a comma-separated list of host:port");
+        }
+        let kafka_topic = reader.get("KAFKA_TOPIC", "orders");
+        if kafka_topic.len() > 249
+            || !kafka_topic
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || b"._-".contains(&byte))
+        {
+            reader.problem(
+                "KAFKA_TOPIC",
+                "a topic name of 1 to 249 ASCII letters, digits, '.', '_' or '-'",
+            );
+        }
+        let settings = Settings {
+            kafka_brokers,
+            kafka_topic,
+            kafka_partitions: reader.number("KAFKA_PARTITIONS", 8, 1..=100_000),
+            kafka_replication_factor: reader.number("KAFKA_REPLICATION_FACTOR", 1, 1..=100),
+            kafka_readers: reader.number("KAFKA_READERS", 2, 1..=1024),
+            kafka_start_offset: reader.choice(
+                "KAFKA_START_OFFSET",
+                "earliest",
+                &[
+                    ("earliest", StartOffset::Earliest),
+                    ("latest", StartOffset::Latest),
+                ],
+            ),
+            kafka_fetch_max_bytes: reader.number("KAFKA_FETCH_MAX_BYTES", 4 << 20, 1024..=i32::MAX),
+            kafka_fetch_max_wait: reader.duration("KAFKA_FETCH_MAX_WAIT", "500ms", false),
+            max_record_bytes: reader.number("MAX_RECORD_BYTES", 1 << 20, 1..=(1 << 30)),
+            handlers: reader.number("HANDLERS", 4, 1..=1024),
+            channel_capacity: reader.number("CHANNEL_CAPACITY", 10_000, 1..=10_000_000),
+            batch_size: reader.number("BATCH_SIZE", 1000, 1..=100_000),
+            database_url: reader.database_url(),
+            db_pool_size: reader.number("DB_POOL_SIZE", 8, 1..=1000),
+            memory_restore: reader.choice(
+                "MEMORY_RESTORE",
+                "true",
+                &[("true", true), ("false", false), ("1", true), ("0", false)],
+            ),
+            memory_orders_limit: reader.number("MEMORY_ORDERS_LIMIT", 1_000_000, 0..=1_000_000_000),
+            memory_max_age: Some(reader.duration("MEMORY_MAX_AGE", "30days", true))
+                .filter(|age| !age.is_zero()),
+            sweep_interval: reader.duration("SWEEP_INTERVAL", "10s", false),
+            offset_commit_interval: reader.duration("OFFSET_COMMIT_INTERVAL", "200ms", false),
+            http_addr: reader.address("HTTP_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080))),
+            http_workers: reader.number("HTTP_WORKERS", 0, 0..=1024),
+            log_level: reader.get("LOG_LEVEL", "info"),
+            log_format: reader.choice(
+                "LOG_FORMAT",
+                "text",
+                &[("text", LogFormat::Text), ("json", LogFormat::Json)],
+            ),
+        };
+        if tracing_subscriber::EnvFilter::try_new(&settings.log_level).is_err() {
+            reader.problem(
+                "LOG_LEVEL",
+                "a level (error, warn, info, debug, trace) or a filter such as orderstore=debug,info",
+            );
+        }
+        if settings.kafka_readers > settings.kafka_partitions as usize {
+            // More readers than partitions would leave readers idle; that is allowed but said.
+            tracing::debug!(
+                kafka_readers = settings.kafka_readers,
+                kafka_partitions = settings.kafka_partitions,
+                "more readers than partitions requested"
+            );
+        }
+        if reader.problems.is_empty() {
+            Ok(settings)
+        } else {
+            Err(SettingsError {
+                problems: reader.problems,
+            })
+        }
+    }
+
+    /// The database location without credentials, for logs.
+    pub fn database_display(&self) -> String {
+        let hosts: Vec<String> = self
+            .database_url
+            .get_hosts()
+            .iter()
+            .map(|host| match host {
+                tokio_postgres::config::Host::Tcp(name) => name.clone(),
+                tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+            })
+            .collect();
+        let port = self
+            .database_url
+            .get_ports()
+            .first()
+            .copied()
+            .unwrap_or(5432);
+        format!(
+            "{}:{}/{}",
+            hosts.join(","),
+            port,
+            self.database_url.get_dbname().unwrap_or("")
+        )
+    }
+}
+
+struct Reader<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+    problems: Vec<String>,
+}
+
+impl Reader<'_> {
+    fn problem(&mut self, name: &str, expected: &str) {
+        let line = format!("{name}: expected {expected}");
+        if !self.problems.contains(&line) {
+            self.problems.push(line);
+        }
+    }
+
+    fn raw(&self, name: &str) -> Option<String> {
+        (self.lookup)(name)
+            .map(|value| value.trim().to_string())
+            .filter(|value| !value.is_empty())
+    }
+
+    fn get(&self, name: &str, default: &str) -> String {
+        self.raw(name).unwrap_or_else(|| default.to_string())
+    }
+
+    fn address(&mut self, name: &str, default: SocketAddr) -> SocketAddr {
+        let value = self.get(name, &default.to_string());
+        value.parse().unwrap_or_else(|_| {
+            self.problem(
+                name,
+                &format!("an address such as {default}, got {value:?}"),
+            );
+            default
+        })
+    }
+
+    fn number<T>(&mut self, name: &str, default: T, range: std::ops::RangeInclusive<T>) -> T
+    where
+        T: FromStr + PartialOrd + Copy + fmt::Display,
+    {
+        let Some(value) = self.raw(name) else {
+            return default;
+        };
+        match value.parse::<T>() {
+            Ok(number) if range.contains(&number) => number,
+            _ => {
+                self.problem(
+                    name,
+                    &format!(
+                        "an integer from {} to {}, got {value:?}",
+                        range.start(),
+                        range.end()
+                    ),
+                );
+                default
+            }
+        }
+    }
+
+    fn choice<T: Copy>(&mut self, name: &str, default: &str, choices: &[(&str, T)]) -> T {
+        let value = self.get(name, default).to_ascii_lowercase();
+        match choices.iter().find(|(word, _)| *word == value) {
+            Some((_, choice)) => *choice,
+            None => {
+                let words: Vec<&str> = choices.iter().map(|(word, _)| *word).collect();
+                self.problem(name, &format!("one of {}, got {value:?}", words.join("|")));
+                choices[0].1
+            }
+        }
+    }
+
+    fn duration(&mut self, name: &str, default: &str, zero_allowed: bool) -> Duration {
+        let value = self.get(name, default);
+        let parsed = if value == "0" {
+            Ok(Duration::ZERO)
+        } else {
+            humantime::parse_duration(&value)
+        };
+        match parsed {
+            Ok(duration) if zero_allowed || !duration.is_zero() => duration,
+            _ => {
+                let zero = if zero_allowed {
+                    " (0 turns it off)"
+                } else {
+                    ""
+                };
+                self.problem(
+                    name,
+                    &format!(
+                        "a duration such as 500ms, 10s, 15m, 24h or 30days{zero}, got {value:?}"
+                    ),
+                );
+                Duration::from_secs(1)
+            }
+        }
+    }
+
+    fn database_url(&mut self) -> tokio_postgres::Config {
+        let value = self.get(
+            "DATABASE_URL",
+            "postgres://orderstore:orderstore@localhost:5432/orderstore",
+        );
+        match value.parse::<tokio_postgres::Config>() {
+            Ok(config) if config.get_dbname().is_some() && !config.get_hosts().is_empty() => config,
+            _ => {
+                // The value may hold a password, so it is not echoed.
+                self.problem(
+                    "DATABASE_URL",
+                    "a URL such as postgres://user:password@host:5432/database",
+                );
+                tokio_postgres::Config::new()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+        Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let settings = load(&[]).unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(settings.kafka_topic, "orders");
+        assert_eq!(settings.kafka_start_offset, StartOffset::Earliest);
+        assert_eq!(
+            settings.memory_max_age,
+            Some(Duration::from_secs(30 * 86_400))
+        );
+        assert_eq!(settings.database_display(), "localhost:5432/orderstore");
+    }
+
+    #[test]
+    fn values_are_read() {
+        let settings = load(&[
+            ("KAFKA_BROKERS", "a:1, b:2"),
+            ("HANDLERS", "7"),
+            ("MEMORY_MAX_AGE", "0"),
+            ("SWEEP_INTERVAL", "250ms"),
+            ("LOG_FORMAT", "JSON"),
+            ("KAFKA_START_OFFSET", "latest"),
+        ])
+        .unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(settings.kafka_brokers, vec!["a:1", "b:2"]);
+        assert_eq!(settings.handlers, 7);
+        assert_eq!(settings.memory_max_age, None);
+        assert_eq!(settings.sweep_interval, Duration::from_millis(250));
+        assert_eq!(settings.log_format, LogFormat::Json);
+        assert_eq!(settings.kafka_start_offset, StartOffset::Latest);
+    }
+
+    #[test]
+    fn every_bad_value_is_named() {
+        let cases = [
+            ("KAFKA_BROKERS", "localhost"),
+            ("KAFKA_TOPIC", "bad topic"),
+            ("KAFKA_PARTITIONS", "0"),
+            ("KAFKA_READERS", "many"),
+            ("KAFKA_START_OFFSET", "middle"),
+            ("HANDLERS", "-1"),
+            ("CHANNEL_CAPACITY", "0"),
+            ("BATCH_SIZE", "1.5"),
+            ("DATABASE_URL", "not a url"),
+            ("DB_POOL_SIZE", "0"),
+            ("MEMORY_RESTORE", "maybe"),
+            ("MEMORY_ORDERS_LIMIT", "lots"),
+            ("MEMORY_MAX_AGE", "yesterday"),
+            ("SWEEP_INTERVAL", "0"),
+            ("HTTP_ADDR", "8080"),
+            ("LOG_LEVEL", "loud=="),
+            ("LOG_FORMAT", "xml"),
+        ];
+        for (name, value) in cases {
+            match load(&[(name, value)]) {
+                Ok(_) => panic!("{name}={value} was accepted"),
+                Err(error) => {
+                    assert_eq!(error.problems.len(), 1, "{error}");
+                    assert!(
+                        error.problems[0].starts_with(&format!("{name}: expected")),
+                        "{error}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_password_is_never_shown() {
+        let settings = load(&[("DATABASE_URL", "postgres://u:secret@db:5433/orders")])
+            .unwrap_or_else(|error| panic!("{error}"));
+        assert!(!format!("{settings:?}").contains("secret"));
+        assert_eq!(settings.database_display(), "db:5433/orders");
+        let error = load(&[("DATABASE_URL", "postgres://u:secret@db:notaport/x")])
+            .err()
+            .map(|error| error.to_string())
+            .unwrap_or_default();
+        assert!(
+            error.contains("DATABASE_URL") && !error.contains("secret"),
+            "{error}"
+        );
+    }
+}

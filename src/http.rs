@@ -1,0 +1,267 @@
+//! The HTTP API (actix-web), exactly the contract's table:
+//!
+//! | request | answer |
+//! |---|---|
+//! | `GET /orders/{id}`, `GET /orders?id={id}` | the order with that id |
+//! | `GET /orders/uid/{order_uid}`, `GET /orders?order_uid={order_uid}` | the order with that uid |
+//!
+//! 200 carries the order's JSON and `X-Order-Id`; 400 (malformed id or uid) and 404 carry
+//! `{"error": "..."}`. Memory answers first; an order that the sweeper evicted, or that is not
+//! restored, is read from PostgreSQL. HTTP only reads: it never changes memory or PostgreSQL.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::http::{header, StatusCode};
+use actix_web::{guard, web, App, HttpRequest, HttpResponse, HttpServer};
+
+use crate::order::is_order_uid;
+use crate::store::memory::{MemoryStore, StoredOrder};
+use crate::store::postgres::{Database, DbError};
+
+/// What request handlers read.
+#[derive(Debug, Clone)]
+pub struct HttpState {
+    /// Orders in memory.
+    pub memory: Arc<MemoryStore>,
+    /// PostgreSQL, for orders not in memory.
+    pub database: Database,
+}
+
+/// An order looked up by one of its keys.
+#[derive(Debug, Clone, Copy)]
+enum OrderKey<'a> {
+    Id(i64),
+    Uid(&'a str),
+}
+
+/// Builds the server on an already bound listener; the caller runs and stops it.
+pub fn build_server(
+    listener: TcpListener,
+    state: HttpState,
+    workers: usize,
+) -> std::io::Result<Server> {
+    let state = web::Data::new(state);
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .service(
+                web::resource("/orders")
+                    .route(reading().to(order_by_query))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/orders/uid/{order_uid}")
+                    .route(reading().to(order_by_uid))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/orders/{id}")
+                    .route(reading().to(order_by_id))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .default_service(web::to(no_such_route))
+    })
+    .listen(listener)?
+    .disable_signals()
+    .shutdown_timeout(5);
+    if workers > 0 {
+        server = server.workers(workers);
+    }
+    Ok(server.run())
+}
+
+fn reading() -> actix_web::Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+}
+
+async fn order_by_id(request: HttpRequest, state: web::Data<HttpState>) -> HttpResponse {
+    let raw = request.match_info().get("id").unwrap_or_default();
+    match parse_id(raw) {
+        Some(id) => answer(&state, OrderKey::Id(id)).await,
+        None => malformed_id(),
+    }
+}
+
+async fn order_by_uid(request: HttpRequest, state: web::Data<HttpState>) -> HttpResponse {
+    let raw = request.match_info().get("order_uid").unwrap_or_default();
+    if is_order_uid(raw) {
+        answer(&state, OrderKey::Uid(raw)).await
+    } else {
+        malformed_uid()
+    }
+}
+
+async fn order_by_query(request: HttpRequest, state: web::Data<HttpState>) -> HttpResponse {
+    let Ok(pairs) = web::Query::<Vec<(String, String)>>::from_query(request.query_string()) else {
+        return error(StatusCode::BAD_REQUEST, "the query string is malformed");
+    };
+    let mut id = None;
+    let mut uid = None;
+    for (name, value) in pairs.iter() {
+        let slot = match name.as_str() {
+            "id" => &mut id,
+            "order_uid" => &mut uid,
+            _ => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("unknown query parameter {name:?}: use id or order_uid"),
+                )
+            }
+        };
+        if slot.replace(value.as_str()).is_some() {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("query parameter {name} is given more than once"),
+            );
+        }
+    }
+    match (id, uid) {
+        (Some(raw), None) => match parse_id(raw) {
+            Some(id) => answer(&state, OrderKey::Id(id)).await,
+            None => malformed_id(),
+        },
+        (None, Some(raw)) if is_order_uid(raw) => answer(&state, OrderKey::Uid(raw)).await,
+        (None, Some(_)) => malformed_uid(),
+        (Some(_), Some(_)) => error(
+            StatusCode::BAD_REQUEST,
+            "give either id or order_uid, not both",
+        ),
+        (None, None) => error(
+            StatusCode::BAD_REQUEST,
+            "give an order's id (?id=) or its order_uid (?order_uid=)",
+        ),
+    }
+}
+
+/// Looks the order up in memory, then in PostgreSQL.
+async fn answer(state: &HttpState, key: OrderKey<'_>) -> HttpResponse {
+    let in_memory = match key {
+        OrderKey::Id(id) => state.memory.get_by_id(id),
+        OrderKey::Uid(uid) => state.memory.get_by_uid(uid),
+    };
+    if let Some(order) = in_memory {
+        return order_response(&order);
+    }
+    let stored = match key {
+        OrderKey::Id(id) => state.database.order_by_id(id).await,
+        OrderKey::Uid(uid) => state.database.order_by_uid(uid).await,
+    };
+    match stored {
+        Ok(Some(order)) => order_response(&order),
+        Ok(None) => match key {
+            OrderKey::Id(id) => error(StatusCode::NOT_FOUND, &format!("no order with id {id}")),
+            OrderKey::Uid(uid) => error(
+                StatusCode::NOT_FOUND,
+                &format!("no order with order_uid {uid}"),
+            ),
+        },
+        Err(DbError::Corrupt { id, reason }) => {
+            tracing::error!(id, reason, "a stored order is corrupt");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the stored order is corrupt",
+            )
+        }
+        Err(db_error) => {
+            tracing::warn!(error = %db_error, "order lookup in PostgreSQL failed");
+            let mut response = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the order is not in memory and PostgreSQL is unavailable; try again",
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            response
+        }
+    }
+}
+
+fn order_response(order: &StoredOrder) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(mime_json())
+        .insert_header(("X-Order-Id", order.id))
+        .body(order.json.clone())
+}
+
+/// An id is a positive decimal integer that fits in `i64`, written without sign or leading
+/// zeros: the only form the service ever gives out.
+fn parse_id(raw: &str) -> Option<i64> {
+    let canonical = !raw.is_empty()
+        && raw.len() <= 19
+        && !raw.starts_with('0')
+        && raw.bytes().all(|byte| byte.is_ascii_digit());
+    if canonical {
+        raw.parse().ok()
+    } else {
+        None
+    }
+}
+
+fn malformed_id() -> HttpResponse {
+    error(
+        StatusCode::BAD_REQUEST,
+        "malformed id: expected a positive integer such as 42",
+    )
+}
+
+fn malformed_uid() -> HttpResponse {
+    error(
+        StatusCode::BAD_REQUEST,
+        "malformed order_uid: expected 1 to 64 ASCII letters, digits, '-' or '_'",
+    )
+}
+
+async fn no_such_route() -> HttpResponse {
+    error(
+        StatusCode::NOT_FOUND,
+        "no such route: see GET /orders/{id} and GET /orders/uid/{order_uid}",
+    )
+}
+
+async fn method_not_allowed() -> HttpResponse {
+    let mut response = error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "only GET and HEAD are allowed",
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+    response
+}
+
+fn mime_json() -> header::ContentType {
+    header::ContentType::json()
+}
+
+fn error(status: StatusCode, message: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type(mime_json())
+        .body(serde_json::json!({ "error": message }).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_canonical_positive_ids_parse() {
+        assert_eq!(parse_id("1"), Some(1));
+        assert_eq!(parse_id("9223372036854775807"), Some(i64::MAX));
+        for bad in [
+            "",
+            "0",
+            "007",
+            "-1",
+            "+1",
+            "1.0",
+            "1e3",
+            "abc",
+            "9223372036854775808",
+            " 1",
+        ] {
+            assert_eq!(parse_id(bad), None, "{bad:?} parsed");
+        }
+    }
+}

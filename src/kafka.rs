@@ -1,0 +1,317 @@
+//! Kafka readers: `KAFKA_READERS` tasks, each owning a disjoint set of the topic's partitions,
+//! fetch records with rskafka and push them into the bounded channel to the handlers.
+//!
+//! rskafka has no consumer groups and no offset tracking. Each partition resumes from the
+//! offset stored in PostgreSQL (or `KAFKA_START_OFFSET` when none is), and every fetched record
+//! is registered with the [`OffsetTracker`] before it enters the channel. A full channel makes
+//! the reader wait: records are never dropped. A broker outage is waited out with backoff.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rskafka::client::error::{Error as KafkaError, ProtocolError};
+use rskafka::client::partition::{OffsetAt, PartitionClient, UnknownTopicHandling};
+use rskafka::client::{Client, ClientBuilder};
+use rskafka::BackoffConfig;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff::Backoff;
+use crate::config::{Settings, StartOffset};
+use crate::offsets::OffsetTracker;
+
+/// One Kafka record on its way to a handler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaRecord {
+    /// The partition it was read from.
+    pub partition: i32,
+    /// Its offset in the partition.
+    pub offset: i64,
+    /// Its value; `None` for a record without one (a tombstone).
+    pub value: Option<Vec<u8>>,
+}
+
+/// rskafka's own retries inside one call: short steps, and a deadline so that a long outage
+/// comes back to our loop, which logs it and keeps retrying.
+fn client_backoff() -> BackoffConfig {
+    BackoffConfig {
+        init_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_secs(2),
+        base: 2.0,
+        deadline: Some(Duration::from_secs(20)),
+    }
+}
+
+/// Retries `attempt` with backoff until it succeeds; `None` if shutdown came first.
+/// Each failure is logged at WARN with `what` failed.
+pub async fn retry_until_ok<T, E, F, Fut>(
+    what: &str,
+    shutdown: &CancellationToken,
+    mut attempt: F,
+) -> Option<T>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut backoff = Backoff::for_outages();
+    loop {
+        let result = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return None,
+            result = attempt() => result,
+        };
+        match result {
+            Ok(value) => return Some(value),
+            Err(error) => {
+                tracing::warn!(%error, "{what} failed, retrying");
+                tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => return None,
+                    _ = backoff.wait() => {}
+                }
+            }
+        }
+    }
+}
+
+/// Connects to the brokers, waiting out an outage; `None` if shutdown came first.
+pub async fn connect(brokers: &[String], shutdown: &CancellationToken) -> Option<Client> {
+    retry_until_ok("connecting to Kafka", shutdown, || {
+        ClientBuilder::new(brokers.to_vec())
+            .client_id("orderstore")
+            .backoff_config(client_backoff())
+            .build()
+    })
+    .await
+}
+
+/// Makes sure the topic exists, creating it with the configured partitions when it does not,
+/// and returns its partitions.
+pub async fn ensure_topic(client: &Client, settings: &Settings) -> Result<Vec<i32>, KafkaError> {
+    let topic = &settings.kafka_topic;
+    for attempt in 0.. {
+        let topics = client.list_topics().await?;
+        if let Some(found) = topics.into_iter().find(|found| &found.name == topic) {
+            if !found.partitions.is_empty() {
+                return Ok(found.partitions.into_iter().collect());
+            }
+        } else if attempt == 0 {
+            tracing::info!(
+                topic,
+                partitions = settings.kafka_partitions,
+                "creating the missing topic"
+            );
+            let controller = client.controller_client()?;
+            let created = controller.create_topic(
+                topic.as_str(),
+                settings.kafka_partitions,
+                settings.kafka_replication_factor,
+                10_000,
+            );
+            match created.await {
+                Ok(()) => {}
+                Err(KafkaError::ServerError {
+                    protocol_error: ProtocolError::TopicAlreadyExists,
+                    ..
+                }) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        // A new topic takes a moment to show in the metadata.
+        tokio::time::sleep(Duration::from_millis(100 * (attempt + 1).min(10))).await;
+    }
+    unreachable!("the loop above only ends by returning")
+}
+
+/// What every partition loop shares.
+#[derive(Debug)]
+pub struct ReaderContext {
+    /// The Kafka client.
+    pub client: Arc<Client>,
+    /// The topic.
+    pub topic: String,
+    /// Next offset per partition as stored in PostgreSQL.
+    pub stored_offsets: HashMap<i32, i64>,
+    /// Where partitions without a stored offset start.
+    pub start_offset: StartOffset,
+    /// Most bytes per fetch.
+    pub fetch_max_bytes: i32,
+    /// Longest a fetch waits for records.
+    pub fetch_max_wait: Duration,
+    /// In-flight and done offsets.
+    pub tracker: Arc<OffsetTracker>,
+    /// Cancelled when the service stops.
+    pub shutdown: CancellationToken,
+}
+
+/// Splits `partitions` over `n_readers` readers: reader `i` owns every partition at an index
+/// congruent to `i`. Readers beyond the number of partitions own none.
+pub fn assign_partitions(partitions: &[i32], n_readers: usize) -> Vec<Vec<i32>> {
+    let mut assignment = vec![Vec::new(); n_readers.max(1)];
+    for (index, partition) in partitions.iter().enumerate() {
+        assignment[index % n_readers.max(1)].push(*partition);
+    }
+    assignment
+}
+
+/// One reader task: reads all of its partitions concurrently until shutdown.
+pub async fn run_reader(
+    context: Arc<ReaderContext>,
+    partitions: Vec<i32>,
+    sender: mpsc::Sender<KafkaRecord>,
+) {
+    let loops = partitions
+        .into_iter()
+        .map(|partition| read_partition(Arc::clone(&context), partition, sender.clone()));
+    futures_util::future::join_all(loops).await;
+}
+
+async fn read_partition(
+    context: Arc<ReaderContext>,
+    partition: i32,
+    sender: mpsc::Sender<KafkaRecord>,
+) {
+    let shutdown = &context.shutdown;
+    let topic = context.topic.as_str();
+    let Some(client) = retry_until_ok("opening a Kafka partition", shutdown, || {
+        context
+            .client
+            .partition_client(topic, partition, UnknownTopicHandling::Retry)
+    })
+    .await
+    else {
+        return;
+    };
+    let stored = context.stored_offsets.get(&partition).copied();
+    let mut offset = match stored {
+        Some(offset) => offset,
+        None => {
+            let start = context.start_offset;
+            let Some(offset) = retry_until_ok("finding the start offset", shutdown, || {
+                start_offset(&client, start)
+            })
+            .await
+            else {
+                return;
+            };
+            offset
+        }
+    };
+    tracing::info!(
+        topic,
+        partition,
+        offset,
+        stored = stored.is_some(),
+        "reading partition"
+    );
+    context.tracker.start(partition, offset, stored);
+
+    let max_wait_ms = i32::try_from(context.fetch_max_wait.as_millis()).unwrap_or(i32::MAX);
+    let mut backoff = Backoff::for_outages();
+    loop {
+        let fetched = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return,
+            fetched = client.fetch_records(offset, 1..context.fetch_max_bytes, max_wait_ms) => fetched,
+        };
+        let records = match fetched {
+            Ok((records, high_watermark)) => {
+                backoff.reset();
+                context
+                    .tracker
+                    .observe_high_watermark(partition, high_watermark);
+                records
+            }
+            Err(KafkaError::ServerError {
+                protocol_error: ProtocolError::OffsetOutOfRange,
+                ..
+            }) => {
+                match retry_until_ok("finding the earliest offset", shutdown, || {
+                    client.get_offset(OffsetAt::Earliest)
+                })
+                .await
+                {
+                    Some(earliest) => {
+                        // Behind the earliest record, retention deleted records before they
+                        // were read; ahead of the end, the topic was recreated. Either way
+                        // reading from the earliest kept record loses nothing more, and
+                        // re-reading is harmless.
+                        tracing::error!(
+                            topic,
+                            partition,
+                            offset,
+                            earliest,
+                            "offset is outside the partition, restarting from the earliest record"
+                        );
+                        offset = earliest;
+                        context.tracker.start(partition, offset, None);
+                        continue;
+                    }
+                    None => return,
+                }
+            }
+            Err(error) => {
+                tracing::warn!(topic, partition, offset, %error, "Kafka fetch failed, retrying");
+                tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => return,
+                    _ = backoff.wait() => continue,
+                }
+            }
+        };
+        let Some(last) = records.last().map(|record| record.offset) else {
+            continue;
+        };
+        context
+            .tracker
+            .register(partition, records.iter().map(|record| record.offset));
+        for record in records {
+            let record = KafkaRecord {
+                partition,
+                offset: record.offset,
+                value: record.record.value,
+            };
+            tokio::select! {
+                biased;
+                // The unsent records stay registered as in flight, so the stored offset never
+                // moves past them.
+                _ = shutdown.cancelled() => return,
+                sent = sender.send(record) => {
+                    if sent.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        offset = last + 1;
+    }
+}
+
+/// The offset to start a partition from when none is stored. For `latest`, the high watermark
+/// comes from a fetch response: some brokers (tansu) answer ListOffsets(latest) with the last
+/// batch's base offset + 1 instead.
+async fn start_offset(client: &PartitionClient, start: StartOffset) -> Result<i64, KafkaError> {
+    let earliest = client.get_offset(OffsetAt::Earliest).await?;
+    match start {
+        StartOffset::Earliest => Ok(earliest),
+        StartOffset::Latest => {
+            let (_, high_watermark) = client.fetch_records(earliest, 1..2, 0).await?;
+            Ok(high_watermark)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_are_split_without_overlap() {
+        let assignment = assign_partitions(&[0, 1, 2, 3, 4], 2);
+        assert_eq!(assignment, vec![vec![0, 2, 4], vec![1, 3]]);
+        let assignment = assign_partitions(&[0, 1], 3);
+        assert_eq!(assignment, vec![vec![0], vec![1], vec![]]);
+    }
+}

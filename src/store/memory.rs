@@ -1,0 +1,204 @@
+//! The in-memory order store: two DashMaps (by `id`, by `order_uid`) sharing one `Arc` per order,
+//! and an age index that lets the sweeper find the oldest orders without scanning.
+//!
+//! HTTP reads take a map shard's read lock for the time of a hash lookup and clone the `Arc`
+//! out, so no guard outlives the call. Only handlers insert and only the sweeper evicts.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use dashmap::mapref::entry::Entry;
+use dashmap::DashMap;
+
+/// Orders evicted per lock of the age index, so a large sweep never stalls handlers for long.
+const EVICTION_CHUNK: usize = 4096;
+
+/// One stored order as HTTP serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredOrder {
+    /// The id PostgreSQL gave the order when it was first stored.
+    pub id: i64,
+    /// The order's unique key.
+    pub order_uid: Box<str>,
+    /// `date_created`, in microseconds since the Unix epoch; the sweeper's age.
+    pub created_micros: i64,
+    /// The order as compact JSON.
+    pub json: Bytes,
+}
+
+impl StoredOrder {
+    /// Builds the stored form of an order that PostgreSQL gave `id`.
+    pub fn new(id: i64, order_uid: &str, date_created: DateTime<Utc>, json: Bytes) -> Self {
+        Self {
+            id,
+            order_uid: order_uid.into(),
+            created_micros: date_created.timestamp_micros(),
+            json,
+        }
+    }
+}
+
+/// How many orders one sweep evicted, by cause.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Evicted {
+    /// Evicted because memory held more than its limit.
+    pub by_count: usize,
+    /// Evicted because their `date_created` was older than the age limit.
+    pub by_age: usize,
+}
+
+/// The in-memory order store.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    by_id: DashMap<i64, Arc<StoredOrder>>,
+    by_uid: DashMap<Box<str>, Arc<StoredOrder>>,
+    /// `(created_micros, id)` of every order in the maps, oldest first.
+    by_age: Mutex<BTreeSet<(i64, i64)>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds orders; an order whose id is already held is left as it is.
+    pub fn insert_many(&self, orders: impl IntoIterator<Item = StoredOrder>) {
+        let mut added = Vec::new();
+        for order in orders {
+            if let Entry::Vacant(vacant) = self.by_id.entry(order.id) {
+                let order = Arc::new(order);
+                vacant.insert(Arc::clone(&order));
+                added.push((order.created_micros, order.id));
+                self.by_uid.insert(order.order_uid.clone(), order);
+            }
+        }
+        self.by_age
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(added);
+    }
+
+    /// The order with this id, if it is in memory.
+    pub fn get_by_id(&self, id: i64) -> Option<Arc<StoredOrder>> {
+        self.by_id.get(&id).map(|entry| Arc::clone(entry.value()))
+    }
+
+    /// The order with this uid, if it is in memory.
+    pub fn get_by_uid(&self, order_uid: &str) -> Option<Arc<StoredOrder>> {
+        self.by_uid
+            .get(order_uid)
+            .map(|entry| Arc::clone(entry.value()))
+    }
+
+    /// Orders in memory.
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Whether memory holds no order.
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    /// Evicts every order created before `created_before_micros` (if given), then the oldest
+    /// orders until at most `limit` remain. Evicted orders stay in PostgreSQL.
+    pub fn evict(&self, limit: usize, created_before_micros: Option<i64>) -> Evicted {
+        let mut evicted = Evicted::default();
+        loop {
+            let mut chunk = Vec::new();
+            {
+                let mut by_age = self.by_age.lock().unwrap_or_else(PoisonError::into_inner);
+                while chunk.len() < EVICTION_CHUNK {
+                    let Some(&(created, id)) = by_age.first() else {
+                        break;
+                    };
+                    if created_before_micros.is_some_and(|cutoff| created < cutoff) {
+                        evicted.by_age += 1;
+                    } else if by_age.len() > limit {
+                        evicted.by_count += 1;
+                    } else {
+                        break;
+                    }
+                    by_age.pop_first();
+                    chunk.push(id);
+                }
+            }
+            if chunk.is_empty() {
+                return evicted;
+            }
+            for id in chunk {
+                if let Some((_, order)) = self.by_id.remove(&id) {
+                    self.by_uid.remove(&order.order_uid);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(id: i64, created_micros: i64) -> StoredOrder {
+        StoredOrder {
+            id,
+            order_uid: format!("uid-{id}").into(),
+            created_micros,
+            json: Bytes::from(format!("{{\"id\":{id}}}")),
+        }
+    }
+
+    #[test]
+    fn orders_are_found_by_id_and_uid() {
+        let store = MemoryStore::new();
+        store.insert_many([order(1, 10), order(2, 20)]);
+        assert_eq!(store.len(), 2);
+        assert_eq!(store.get_by_id(2).map(|o| o.id), Some(2));
+        assert_eq!(store.get_by_uid("uid-1").map(|o| o.id), Some(1));
+        assert!(store.get_by_id(3).is_none());
+        assert!(store.get_by_uid("uid-3").is_none());
+    }
+
+    #[test]
+    fn a_second_insert_of_an_id_keeps_the_first() {
+        let store = MemoryStore::new();
+        store.insert_many([order(1, 10)]);
+        let mut changed = order(1, 99);
+        changed.json = Bytes::from_static(b"{}");
+        store.insert_many([changed]);
+        assert_eq!(store.len(), 1);
+        assert_eq!(store.get_by_id(1).map(|o| o.created_micros), Some(10));
+        assert_eq!(
+            store.evict(0, None),
+            Evicted {
+                by_count: 1,
+                by_age: 0
+            }
+        );
+        assert!(store.is_empty());
+    }
+
+    #[test]
+    fn eviction_takes_the_oldest_first() {
+        let store = MemoryStore::new();
+        store.insert_many((1..=10_000).map(|id| order(id, 100_000 - id)));
+        let evicted = store.evict(9_000, Some(100_000 - 9_990));
+        // Ids 9_991..=10_000 are older than the cutoff; then 990 more go by count.
+        assert_eq!(
+            evicted,
+            Evicted {
+                by_count: 990,
+                by_age: 10
+            }
+        );
+        assert_eq!(store.len(), 9_000);
+        assert!(store.get_by_id(10_000).is_none());
+        assert!(store.get_by_uid("uid-9001").is_none());
+        assert!(store.get_by_id(9_000).is_some());
+        assert!(store.get_by_id(1).is_some());
+        assert_eq!(store.evict(9_000, Some(0)), Evicted::default());
+    }
+}
