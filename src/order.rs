@@ -227,9 +227,12 @@ impl OrderDoc {
             .map(|Object(doc)| doc)
             .map_err(|error| {
                 let message = error.inner().to_string();
+                // `?` marks a key serde had not read yet when the text broke off.
                 let path = error.path().to_string();
+                let path = path.trim_end_matches(".?").trim_end_matches('?');
+                let path = if path.is_empty() { "." } else { path };
                 Rejection::new(
-                    path_with_named_field(&path, &message),
+                    path_with_named_field(path, &message),
                     shorten_serde_message(&message),
                 )
             })?;
@@ -593,6 +596,8 @@ mod tests {
             (b"", ".", "empty"),
             (b"\xff\xfe{}", ".", "UTF-8"),
             (b"{\"order_uid\": ", "order_uid", "EOF"),
+            (b"{\"order_uid\": \"x\",", ".", "EOF"),
+            (b"{\"delivery\": {\"name\": \"x\",", "delivery", "EOF"),
             (b"[1, 2]", ".", "sequence"),
             (b"42", ".", "integer"),
             (b"\"order\"", ".", "string"),
