@@ -264,9 +264,11 @@ async fn read_partition(
         let Some(last) = records.last().map(|record| record.offset) else {
             continue;
         };
-        context
-            .tracker
-            .register(partition, records.iter().map(|record| record.offset));
+        context.tracker.register(
+            partition,
+            offset,
+            records.iter().map(|record| record.offset),
+        );
         for record in records {
             let record = KafkaRecord {
                 partition,

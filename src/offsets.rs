@@ -3,16 +3,24 @@
 //!
 //! A reader registers a fetched record's offset before it hands the record to the channel; a
 //! handler marks it done after its batch is committed. Handlers finish in any order, so the
-//! committable offset of a partition is the lowest offset still in flight, or, with none in
-//! flight, the offset after the last one registered. The committer task writes it.
+//! committable offset of a partition is found from the lowest offset still in flight, or, with
+//! none in flight, is the offset after the last one registered. The committer task writes it.
+//!
+//! With records in flight, the committable offset is not the lowest record in flight itself but
+//! the offset the fetch that brought it started from. Kafka answers a fetch from inside a record
+//! batch with the whole batch, and clients skip what they did not ask for; tansu 0.6 instead
+//! skips to the next batch, so resuming from inside a batch would lose the rest of it. Every
+//! fetch starts where a previous one ended, at a batch boundary, so resuming there is safe on
+//! both. The records between that start and the first one in flight are durable already, and
+//! reading them again is harmless: an `order_uid` is stored once, a reject once per offset.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, PoisonError};
 
 #[derive(Debug, Default)]
 struct PartitionOffsets {
-    /// Registered and not yet durable.
-    in_flight: BTreeSet<i64>,
+    /// Registered and not yet durable: offset, and the offset its fetch started from.
+    in_flight: BTreeMap<i64, i64>,
     /// The offset after the last one registered: where reading goes on.
     next: i64,
     /// The offset last written to PostgreSQL, if any.
@@ -23,7 +31,10 @@ struct PartitionOffsets {
 
 impl PartitionOffsets {
     fn committable(&self) -> i64 {
-        self.in_flight.first().copied().unwrap_or(self.next)
+        self.in_flight
+            .first_key_value()
+            .map(|(_, fetch_start)| *fetch_start)
+            .unwrap_or(self.next)
     }
 }
 
@@ -71,12 +82,18 @@ impl OffsetTracker {
         );
     }
 
-    /// Registers fetched records as in flight; call before they enter the channel.
-    pub fn register(&self, partition: i32, offsets: impl IntoIterator<Item = i64>) {
+    /// Registers the records of one fetch, which started at `fetch_start`, as in flight; call
+    /// before they enter the channel.
+    pub fn register(
+        &self,
+        partition: i32,
+        fetch_start: i64,
+        offsets: impl IntoIterator<Item = i64>,
+    ) {
         let mut partitions = self.lock();
         let entry = partitions.entry(partition).or_default();
         for offset in offsets {
-            entry.in_flight.insert(offset);
+            entry.in_flight.insert(offset, fetch_start);
             entry.next = entry.next.max(offset + 1);
         }
     }
@@ -146,16 +163,29 @@ mod tests {
         let tracker = OffsetTracker::new();
         tracker.start(0, 10, Some(10));
         assert!(tracker.to_write().is_empty());
-        tracker.register(0, 10..20);
+        // Two fetches: 10..20 and 20..30.
+        tracker.register(0, 10, 10..20);
+        tracker.register(0, 20, 20..30);
         // A later batch finishes first: nothing below it is durable, so nothing moves.
-        tracker.done((15..20).map(|offset| (0, offset)));
+        tracker.done((15..30).map(|offset| (0, offset)));
         assert!(tracker.to_write().is_empty());
+        // Part of the first fetch is durable: the offset stays at that fetch's start.
         tracker.done((10..13).map(|offset| (0, offset)));
-        assert_eq!(tracker.to_write(), vec![(0, 13)]);
-        tracker.written(&[(0, 13)]);
         assert!(tracker.to_write().is_empty());
         tracker.done((13..15).map(|offset| (0, offset)));
-        assert_eq!(tracker.to_write(), vec![(0, 20)]);
+        assert_eq!(tracker.to_write(), vec![(0, 30)]);
+        tracker.written(&[(0, 30)]);
+        assert!(tracker.to_write().is_empty());
+    }
+
+    #[test]
+    fn the_offset_moves_to_the_fetch_of_the_lowest_record_in_flight() {
+        let tracker = OffsetTracker::new();
+        tracker.start(0, 0, None);
+        tracker.register(0, 0, 0..100);
+        tracker.register(0, 100, 100..200);
+        tracker.done((0..150).map(|offset| (0, offset)));
+        assert_eq!(tracker.to_write(), vec![(0, 100)]);
     }
 
     #[test]
@@ -164,7 +194,7 @@ mod tests {
         tracker.start(0, 0, None);
         tracker.start(1, 5, Some(5));
         assert_eq!(tracker.to_write(), vec![(0, 0)]);
-        tracker.register(1, [5, 7, 9]);
+        tracker.register(1, 5, [5, 7, 9]);
         tracker.done([(1, 5), (1, 7), (1, 9)]);
         assert_eq!(tracker.to_write(), vec![(0, 0), (1, 10)]);
         tracker.observe_high_watermark(1, 10);

@@ -25,7 +25,10 @@ fn invalid_records() -> Vec<(Option<Vec<u8>>, &'static str)> {
     let mut trailing = CANONICAL.as_bytes().to_vec();
     trailing.extend_from_slice(b"garbage");
     vec![
-        (Some(vec![0xde, 0xad, 0xbe, 0xef, 0xff]), ".: not valid UTF-8"),
+        (
+            Some(vec![0xde, 0xad, 0xbe, 0xef, 0xff]),
+            ".: not valid UTF-8",
+        ),
         (Some(b"{\"order_uid\": \"x\",".to_vec()), ". : EOF"),
         (Some(b"[]".to_vec()), ".: invalid type"),
         (Some(b"\"an order\"".to_vec()), ".: invalid type"),
@@ -33,17 +36,38 @@ fn invalid_records() -> Vec<(Option<Vec<u8>>, &'static str)> {
         (None, ".: empty record"),
         (Some(trailing), ".: trailing"),
         (Some(vec![b'x'; 100_000]), ".: record is larger"),
-        (edit(&|d| d["payment"]["amount"] = json!(1817.0)), "payment.amount:"),
-        (edit(&|d| d["delivery"]["email"] = json!("no-at.example.com")), "delivery.email:"),
-        (edit(&|d| d["delivery"]["phone"] = json!("12345")), "delivery.phone:"),
-        (edit(&|d| d["items"][0]["total_price"] = json!(1)), "items[0].total_price:"),
+        (
+            edit(&|d| d["payment"]["amount"] = json!(1817.0)),
+            "payment.amount:",
+        ),
+        (
+            edit(&|d| d["delivery"]["email"] = json!("no-at.example.com")),
+            "delivery.email:",
+        ),
+        (
+            edit(&|d| d["delivery"]["phone"] = json!("12345")),
+            "delivery.phone:",
+        ),
+        (
+            edit(&|d| d["items"][0]["total_price"] = json!(1)),
+            "items[0].total_price:",
+        ),
         (edit(&|d| d["items"] = json!([])), "items:"),
-        (edit(&|d| d["payment"]["currency"] = json!("usd")), "payment.currency:"),
+        (
+            edit(&|d| d["payment"]["currency"] = json!("usd")),
+            "payment.currency:",
+        ),
         (edit(&|d| d["order_uid"] = json!("has space")), "order_uid:"),
-        (edit(&|d| d["date_created"] = json!("2999-01-01T00:00:00Z")), "date_created:"),
+        (
+            edit(&|d| d["date_created"] = json!("2999-01-01T00:00:00Z")),
+            "date_created:",
+        ),
         (edit(&|d| d["sm_id"] = Value::Null), "sm_id:"),
         (edit(&|d| d["hacker"] = json!("<script>")), "hacker:"),
-        (edit(&|d| d["items"][0]["sale"] = json!(101)), "items[0].sale:"),
+        (
+            edit(&|d| d["items"][0]["sale"] = json!(101)),
+            "items[0].sale:",
+        ),
         (edit(&|d| d["entry"] = json!("bad\u{0}nul")), "entry:"),
     ]
 }
@@ -88,11 +112,17 @@ async fn orders_flow_from_kafka_to_http_and_postgres() {
     wait_until_caught_up(&db, &topic, &partitions, Duration::from_secs(60)).await;
 
     // Every valid order is in PostgreSQL once and is served by id and by uid, both forms.
-    assert_eq!(count(&db, "SELECT count(*) FROM orders").await, valid.len() as i64);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM orders").await,
+        valid.len() as i64
+    );
     for (uid, json) in &valid {
         let sent: Value = serde_json::from_slice(json).unwrap_or(Value::Null);
         let row = db
-            .query_one("SELECT id, body::text FROM orders WHERE order_uid = $1", &[uid])
+            .query_one(
+                "SELECT id, body::text FROM orders WHERE order_uid = $1",
+                &[uid],
+            )
             .await
             .unwrap_or_else(|error| panic!("order {uid} is not in PostgreSQL: {error}"));
         let id: i64 = row.get(0);
@@ -106,7 +136,11 @@ async fn orders_flow_from_kafka_to_http_and_postgres() {
         ] {
             let answer = http(port, "GET", &path).await;
             assert_eq!(answer.status, 200, "GET {path}");
-            assert_eq!(answer.headers.get("x-order-id"), Some(&id.to_string()), "GET {path}");
+            assert_eq!(
+                answer.headers.get("x-order-id"),
+                Some(&id.to_string()),
+                "GET {path}"
+            );
             assert_eq!(
                 answer.headers.get("content-type").map(String::as_str),
                 Some("application/json"),
@@ -163,7 +197,9 @@ async fn orders_flow_from_kafka_to_http_and_postgres() {
         let answer = http(port, "GET", path).await;
         assert_eq!(answer.status, status, "GET {path}");
         assert!(
-            answer.json()["error"].as_str().is_some_and(|text| !text.is_empty()),
+            answer.json()["error"]
+                .as_str()
+                .is_some_and(|text| !text.is_empty()),
             "GET {path} has no error text"
         );
     }
@@ -171,7 +207,10 @@ async fn orders_flow_from_kafka_to_http_and_postgres() {
 
     shutdown.cancel();
     let stopped = running.await;
-    assert!(matches!(stopped, Ok(Ok(()))), "shutdown failed: {stopped:?}");
+    assert!(
+        matches!(stopped, Ok(Ok(()))),
+        "shutdown failed: {stopped:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -228,7 +267,10 @@ async fn a_restarted_instance_serves_the_same_ids_and_stores_nothing_twice() {
             assert_eq!(answer.status, 200);
             assert_eq!(answer.headers.get("x-order-id"), Some(&id.to_string()));
         }
-        assert_eq!(count(&db, "SELECT count(*) FROM orders").await, orders.len() as i64);
+        assert_eq!(
+            count(&db, "SELECT count(*) FROM orders").await,
+            orders.len() as i64
+        );
         assert_eq!(Stats::get(&stats.stored), 0);
         let expected_duplicates = if replay { orders.len() as u64 } else { 0 };
         assert_eq!(Stats::get(&stats.duplicates), expected_duplicates);
@@ -246,7 +288,11 @@ async fn orders_evicted_from_memory_are_still_served_from_postgres() {
     let kafka = kafka_client().await;
     let partitions = create_topic(&kafka, &topic, 1).await;
     let orders = valid_orders(50);
-    produce(&partitions[0], orders.iter().map(|(_, json)| Some(json.clone())).collect()).await;
+    produce(
+        &partitions[0],
+        orders.iter().map(|(_, json)| Some(json.clone())).collect(),
+    )
+    .await;
 
     let shutdown = CancellationToken::new();
     let app = Application::build(
@@ -263,9 +309,11 @@ async fn orders_evicted_from_memory_are_still_served_from_postgres() {
     let memory = app.memory();
     let running = tokio::spawn(app.run_until_stopped());
     wait_until_caught_up(&db, &topic, &partitions, Duration::from_secs(60)).await;
-    wait_for("the sweeper to apply the limit", Duration::from_secs(10), || async {
-        memory.len() == 10
-    })
+    wait_for(
+        "the sweeper to apply the limit",
+        Duration::from_secs(10),
+        || async { memory.len() == 10 },
+    )
     .await;
     for (uid, json) in &orders {
         let answer = http(port, "GET", &format!("/orders?order_uid={uid}")).await;

@@ -182,8 +182,16 @@ impl PgCluster {
         }
         let data = dir.join("data");
         let mut init = pg_command(&initdb);
-        init.args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync", "-D"])
-            .arg(&data);
+        init.args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "-D",
+        ])
+        .arg(&data);
         run(init, "initdb");
         let cluster = PgCluster {
             dir: dir.clone(),
@@ -192,7 +200,11 @@ impl PgCluster {
         };
         watchdog(&format!(
             "{} {} -D {} stop -m immediate; rm -rf {}",
-            if is_root() { "runuser -u postgres --" } else { "" },
+            if is_root() {
+                "runuser -u postgres --"
+            } else {
+                ""
+            },
             pg_ctl.display(),
             data.display(),
             dir.display()
@@ -243,14 +255,22 @@ fn start_tansu() -> String {
     };
     let port = free_port();
     let url = format!("tcp://127.0.0.1:{port}");
-    let log_path = std::env::temp_dir().join(unique_name("orderstore-tansu")).with_extension("log");
+    let log_path = std::env::temp_dir()
+        .join(unique_name("orderstore-tansu"))
+        .with_extension("log");
     let log = std::fs::File::create(&log_path)
         .unwrap_or_else(|error| panic!("cannot create {}: {error}", log_path.display()));
     let stderr = log
         .try_clone()
         .unwrap_or_else(|error| panic!("cannot share the tansu log: {error}"));
     let child = Command::new(&tansu)
-        .args(["broker", "--kafka-listener-url", &url, "--kafka-advertised-listener-url", &url])
+        .args([
+            "broker",
+            "--kafka-listener-url",
+            &url,
+            "--kafka-advertised-listener-url",
+            &url,
+        ])
         .args(["--storage-engine", "memory://tansu/"])
         .env_remove("LISTENER_URL")
         .env_remove("ADVERTISED_LISTENER_URL")
@@ -260,7 +280,11 @@ fn start_tansu() -> String {
         .stderr(stderr)
         .spawn()
         .unwrap_or_else(|error| panic!("cannot start {}: {error}", tansu.display()));
-    watchdog(&format!("kill -9 {}; rm -f {}", child.id(), log_path.display()));
+    watchdog(&format!(
+        "kill -9 {}; rm -f {}",
+        child.id(),
+        log_path.display()
+    ));
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
@@ -369,6 +393,16 @@ pub fn binary_env(
     .collect()
 }
 
+/// A child process that is killed when dropped, so a failing test leaves nothing running.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A free port for a binary's HTTP server.
 pub fn http_port() -> u16 {
     free_port()
@@ -379,11 +413,20 @@ pub async fn kafka_client() -> Client {
     ClientBuilder::new(vec![services().kafka_brokers.clone()])
         .build()
         .await
-        .unwrap_or_else(|error| panic!("cannot connect to Kafka at {}: {error}", services().kafka_brokers))
+        .unwrap_or_else(|error| {
+            panic!(
+                "cannot connect to Kafka at {}: {error}",
+                services().kafka_brokers
+            )
+        })
 }
 
 /// Creates `topic` with `partitions` partitions and returns a client per partition.
-pub async fn create_topic(client: &Client, topic: &str, partitions: i32) -> Vec<Arc<PartitionClient>> {
+pub async fn create_topic(
+    client: &Client,
+    topic: &str,
+    partitions: i32,
+) -> Vec<Arc<PartitionClient>> {
     client
         .controller_client()
         .unwrap_or_else(|error| panic!("no controller: {error}"))
@@ -460,7 +503,10 @@ where
 {
     let deadline = Instant::now() + limit;
     while !condition().await {
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -473,10 +519,20 @@ pub async fn wait_until_caught_up(
     limit: Duration,
 ) {
     let marks = high_watermarks(partitions).await;
-    wait_for("stored offsets to reach the high watermarks", limit, || async {
-        stored_offsets(db, topic).await == marks
-    })
+    wait_for(
+        "stored offsets to reach the high watermarks",
+        limit,
+        || async { stored_offsets(db, topic).await == marks },
+    )
     .await;
+}
+
+/// Counts rows; 0 while the table does not exist yet.
+pub async fn count_if_exists(db: &tokio_postgres::Client, sql: &str) -> i64 {
+    match db.query_one(sql, &[]).await {
+        Ok(row) => row.get(0),
+        Err(_) => 0,
+    }
 }
 
 /// Counts rows.
@@ -515,7 +571,8 @@ pub async fn http(port: u16, method: &str, path: &str) -> Answer {
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap_or_else(|error| panic!("cannot connect to port {port}: {error}"));
-    let request = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let request =
+        format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     stream
         .write_all(request.as_bytes())
         .await
@@ -541,7 +598,10 @@ pub async fn http(port: u16, method: &str, path: &str) -> Answer {
         .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
         .collect();
     let mut body = raw[split + 4..].to_vec();
-    if headers.get("transfer-encoding").is_some_and(|value| value == "chunked") {
+    if headers
+        .get("transfer-encoding")
+        .is_some_and(|value| value == "chunked")
+    {
         body = dechunk(&body);
     }
     Answer {
@@ -554,7 +614,8 @@ pub async fn http(port: u16, method: &str, path: &str) -> Answer {
 fn dechunk(mut raw: &[u8]) -> Vec<u8> {
     let mut body = Vec::new();
     while let Some(end) = raw.windows(2).position(|window| window == b"\r\n") {
-        let size = usize::from_str_radix(String::from_utf8_lossy(&raw[..end]).trim(), 16).unwrap_or(0);
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&raw[..end]).trim(), 16).unwrap_or(0);
         if size == 0 {
             break;
         }

@@ -1,0 +1,114 @@
+//! The `orderstore` binary killed with SIGKILL in the middle of ingesting thousands of orders,
+//! then restarted, ends with every order stored exactly once; SIGTERM then stops it cleanly.
+
+mod common;
+
+use std::collections::HashSet;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+fn start_binary(env: &[(String, String)]) -> KillOnDrop {
+    let child = Command::new(env!("CARGO_BIN_EXE_orderstore"))
+        .envs(
+            env.iter()
+                .map(|(name, value)| (name.as_str(), value.as_str())),
+        )
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|error| panic!("cannot start the orderstore binary: {error}"));
+    KillOnDrop(child)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instance_restarts_and_stores_every_order_exactly_once() {
+    const N_ORDERS: usize = 30_000;
+    let services = services();
+    let database = create_database(&services.admin_url).await;
+    let db = connect_config(&database).await;
+    let topic = unique_name("orders");
+    let kafka = kafka_client().await;
+    let partitions = create_topic(&kafka, &topic, 4).await;
+    let orders = valid_orders(N_ORDERS);
+    for (index, partition) in partitions.iter().enumerate() {
+        let values = orders
+            .iter()
+            .skip(index)
+            .step_by(partitions.len())
+            .map(|(_, json)| Some(json.clone()))
+            .collect();
+        produce(partition, values).await;
+    }
+
+    // Small batches and one handler make ingestion slow enough to kill it half-way.
+    let mut env = binary_env(&database, &topic, http_port());
+    env.extend([
+        ("BATCH_SIZE".into(), "10".into()),
+        ("HANDLERS".into(), "1".into()),
+    ]);
+    let mut first = start_binary(&env);
+    wait_for(
+        "the first instance to store 3000 orders",
+        Duration::from_secs(120),
+        || async { count_if_exists(&db, "SELECT count(*) FROM orders").await >= 3000 },
+    )
+    .await;
+    first
+        .0
+        .kill()
+        .unwrap_or_else(|error| panic!("cannot kill the first instance: {error}"));
+    let _ = first.0.wait();
+    let stored_at_kill = count(&db, "SELECT count(*) FROM orders").await;
+    assert!(
+        stored_at_kill < N_ORDERS as i64,
+        "the first instance finished before it was killed ({stored_at_kill} orders)"
+    );
+
+    let http_port = http_port();
+    let mut env = binary_env(&database, &topic, http_port);
+    env.push(("BATCH_SIZE".into(), "500".into()));
+    let second = start_binary(&env);
+    wait_until_caught_up(&db, &topic, &partitions, Duration::from_secs(180)).await;
+
+    let stored: Vec<String> = db
+        .query("SELECT order_uid FROM orders", &[])
+        .await
+        .unwrap_or_else(|error| panic!("{error}"))
+        .into_iter()
+        .map(|row| row.get(0))
+        .collect();
+    let stored: HashSet<String> = stored.into_iter().collect();
+    let missing: Vec<(usize, usize)> = orders
+        .iter()
+        .enumerate()
+        .filter(|(_, (uid, _))| !stored.contains(uid))
+        .map(|(index, _)| (index % partitions.len(), index / partitions.len()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} orders lost (partition, offset): {:?}; stored at kill: {stored_at_kill}",
+        missing.len(),
+        &missing[..missing.len().min(40)]
+    );
+    let produced: HashSet<String> = orders.iter().map(|(uid, _)| uid.clone()).collect();
+    assert_eq!(stored, produced);
+    let answer = http(http_port, "GET", &format!("/orders/uid/{}", orders[0].0)).await;
+    assert_eq!(answer.status, 200);
+
+    // SIGTERM: an orderly stop with exit status 0.
+    let status = Command::new("kill")
+        .args(["-TERM", &second.0.id().to_string()])
+        .status()
+        .unwrap_or_else(|error| panic!("cannot send SIGTERM: {error}"));
+    assert!(status.success());
+    let mut second = second;
+    let exit = second
+        .0
+        .wait()
+        .unwrap_or_else(|error| panic!("cannot wait for the second instance: {error}"));
+    assert!(
+        exit.success(),
+        "orderstore exited with {exit} after SIGTERM"
+    );
+}

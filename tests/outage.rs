@@ -1,0 +1,79 @@
+//! PostgreSQL stopped for a few seconds in the middle of a stream and started again: nothing is
+//! lost, no offset moves past an order that is not durable, and ingestion resumes by itself.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use orderstore::app::Application;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_outage_is_waited_out_without_losing_orders() {
+    // This test stops its database server, so it always runs a cluster of its own.
+    let cluster = PgCluster::start();
+    let database = create_database(&cluster.admin_url()).await;
+    let topic = unique_name("orders");
+    let kafka = kafka_client().await;
+    let partitions = create_topic(&kafka, &topic, 2).await;
+    let orders = valid_orders(2_000);
+    let (before, during) = orders.split_at(1_000);
+    let values = |orders: &[(String, Vec<u8>)], partition: usize| {
+        orders
+            .iter()
+            .skip(partition)
+            .step_by(2)
+            .map(|(_, json)| Some(json.clone()))
+            .collect::<Vec<_>>()
+    };
+    for (index, partition) in partitions.iter().enumerate() {
+        produce(partition, values(before, index)).await;
+    }
+
+    let shutdown = CancellationToken::new();
+    let app = Application::build(settings(&database, &topic, &[]), shutdown.clone())
+        .await
+        .unwrap_or_else(|error| panic!("the application did not start: {error}"));
+    let port = app.http_port();
+    let memory = app.memory();
+    let offsets = app.offsets();
+    let running = tokio::spawn(app.run_until_stopped());
+    {
+        let db = connect_config(&database).await;
+        wait_until_caught_up(&db, &topic, &partitions, Duration::from_secs(60)).await;
+    }
+    assert_eq!(memory.len(), 1_000);
+
+    cluster.stop_server();
+    for (index, partition) in partitions.iter().enumerate() {
+        produce(partition, values(during, index)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    // While PostgreSQL is down: nothing new is durable, so nothing new is in memory and no
+    // partition's committable offset has moved past the first thousand orders.
+    assert_eq!(memory.len(), 1_000);
+    let committable: i64 = offsets.positions().iter().map(|p| p.committable).sum();
+    assert_eq!(committable, 1_000);
+    // Reads from memory go on; a lookup that needs PostgreSQL says it is unavailable.
+    let answer = http(port, "GET", &format!("/orders/uid/{}", before[0].0)).await;
+    assert_eq!(answer.status, 200);
+    let answer = http(port, "GET", "/orders/uid/not-in-memory").await;
+    assert_eq!(answer.status, 503);
+    assert!(answer.json()["error"].is_string());
+
+    cluster.start_server();
+    let db = connect_config(&database).await;
+    wait_until_caught_up(&db, &topic, &partitions, Duration::from_secs(60)).await;
+    assert_eq!(count(&db, "SELECT count(*) FROM orders").await, 2_000);
+    for (uid, json) in &orders {
+        let answer = http(port, "GET", &format!("/orders/uid/{uid}")).await;
+        assert_eq!(answer.status, 200);
+        let sent: Value = serde_json::from_slice(json).unwrap_or(Value::Null);
+        assert_eq!(answer.json(), sent);
+    }
+    shutdown.cancel();
+    assert!(matches!(running.await, Ok(Ok(()))));
+}
