@@ -86,19 +86,28 @@ impl fmt::Debug for Settings {
             .field("kafka_brokers", &self.kafka_brokers)
             .field("kafka_topic", &self.kafka_topic)
             .field("kafka_partitions", &self.kafka_partitions)
+            .field("kafka_replication_factor", &self.kafka_replication_factor)
             .field("kafka_readers", &self.kafka_readers)
             .field("kafka_start_offset", &self.kafka_start_offset)
+            .field("kafka_fetch_max_bytes", &self.kafka_fetch_max_bytes)
+            .field("kafka_fetch_max_wait", &self.kafka_fetch_max_wait)
+            .field("max_record_bytes", &self.max_record_bytes)
             .field("handlers", &self.handlers)
             .field("channel_capacity", &self.channel_capacity)
             .field("batch_size", &self.batch_size)
             .field("database", &self.database_display())
+            .field("database_user", &self.database_url.get_user())
             .field("db_pool_size", &self.db_pool_size)
             .field("memory_restore", &self.memory_restore)
             .field("memory_orders_limit", &self.memory_orders_limit)
             .field("memory_max_age", &self.memory_max_age)
             .field("sweep_interval", &self.sweep_interval)
+            .field("offset_commit_interval", &self.offset_commit_interval)
             .field("http_addr", &self.http_addr)
-            .finish_non_exhaustive()
+            .field("http_workers", &self.http_workers)
+            .field("log_level", &self.log_level)
+            .field("log_format", &self.log_format)
+            .finish()
     }
 }
 
@@ -183,7 +192,7 @@ impl Settings {
             offset_commit_interval: reader.duration("OFFSET_COMMIT_INTERVAL", "200ms", false),
             http_addr: reader.address("HTTP_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080))),
             http_workers: reader.number("HTTP_WORKERS", 0, 0..=1024),
-            log_level: reader.get("LOG_LEVEL", "info"),
+            log_level: reader.get("LOG_LEVEL", "info,rskafka=warn"),
             log_format: reader.choice(
                 "LOG_FORMAT",
                 "text",
@@ -430,6 +439,36 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// `.env` must list every variable the code reads, each with the code's default.
+    #[test]
+    fn dot_env_lists_every_setting_with_its_default() {
+        let file = include_str!("../.env");
+        let listed: HashMap<String, String> = file
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.starts_with('#'))
+            .filter_map(|line| line.split_once('='))
+            .map(|(name, value)| (name.trim().to_string(), value.trim().to_string()))
+            .collect();
+        let read = std::cell::RefCell::new(Vec::new());
+        let defaults = Settings::from_lookup(|name| {
+            read.borrow_mut().push(name.to_string());
+            None
+        })
+        .unwrap_or_else(|error| panic!("{error}"));
+        for name in read.borrow().iter() {
+            assert!(listed.contains_key(name), ".env does not list {name}");
+        }
+        assert_eq!(
+            listed.len(),
+            read.borrow().len(),
+            ".env lists a variable the code does not read"
+        );
+        let from_file = Settings::from_lookup(|name| listed.get(name).cloned())
+            .unwrap_or_else(|error| panic!(".env is invalid: {error}"));
+        assert_eq!(format!("{from_file:?}"), format!("{defaults:?}"));
     }
 
     #[test]

@@ -969,7 +969,9 @@ mod tests {
                 second["price"] = json!(100);
                 second["sale"] = json!(0);
                 second["total_price"] = json!(99);
-                d["items"].as_array_mut().map(|items| items.push(second));
+                if let Some(items) = d["items"].as_array_mut() {
+                    items.push(second);
+                }
             },
             "items[1].total_price",
             "price",

@@ -32,6 +32,8 @@ pub struct Services {
     /// Kafka bootstrap address.
     pub kafka_brokers: String,
     _cluster: Option<PgCluster>,
+    /// The broker process when the harness started it; the watchdog stops it.
+    _broker: Option<std::process::Child>,
 }
 
 static SERVICES: OnceLock<Services> = OnceLock::new();
@@ -53,14 +55,18 @@ pub fn services() -> &'static Services {
                 (cluster.admin_url(), Some(cluster))
             }
         };
-        let kafka_brokers = match std::env::var("KAFKA_BROKERS") {
-            Ok(brokers) if !brokers.is_empty() => brokers,
-            _ => start_tansu(),
+        let (kafka_brokers, broker) = match std::env::var("KAFKA_BROKERS") {
+            Ok(brokers) if !brokers.is_empty() => (brokers, None),
+            _ => {
+                let (brokers, child) = start_tansu();
+                (brokers, Some(child))
+            }
         };
         Services {
             admin_url,
             kafka_brokers,
             _cluster: cluster,
+            _broker: broker,
         }
     })
 }
@@ -248,7 +254,7 @@ impl PgCluster {
 }
 
 /// Starts tansu with in-memory storage on a free port and returns its address.
-fn start_tansu() -> String {
+fn start_tansu() -> (String, std::process::Child) {
     let tansu = match std::env::var_os("TANSU_BIN") {
         Some(path) => PathBuf::from(path),
         None => find_program("tansu", &[]),
@@ -294,7 +300,7 @@ fn start_tansu() -> String {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    format!("127.0.0.1:{port}")
+    (format!("127.0.0.1:{port}"), child)
 }
 
 /// Creates a fresh database on `admin_url`'s server and returns its connection config.
