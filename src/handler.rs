@@ -8,7 +8,7 @@
 //! moves meanwhile. Handlers stop when the channel is closed and empty, so on shutdown they
 //! drain what the readers already sent.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -20,7 +20,7 @@ use crate::offsets::OffsetTracker;
 use crate::order::{Order, Rejection};
 use crate::stats::Stats;
 use crate::store::memory::{MemoryStore, StoredOrder};
-use crate::store::postgres::{Database, OrderRow, RejectRow};
+use crate::store::postgres::{Database, DbError, Inserted, OrderRow, RejectRow};
 
 /// What all handlers share.
 #[derive(Debug)]
@@ -41,6 +41,10 @@ pub struct HandlerContext {
     pub stats: Arc<Stats>,
 }
 
+/// Most record bytes written in one transaction. PostgreSQL refuses a statement parameter
+/// over 1 GiB; large records come in far smaller batches than `BATCH_SIZE` allows.
+const MAX_TRANSACTION_BYTES: usize = 64 << 20;
+
 /// One handler task; returns when the channel is closed and drained.
 pub async fn run_handler(context: Arc<HandlerContext>) {
     let mut batch = Vec::with_capacity(context.batch_size);
@@ -52,9 +56,26 @@ pub async fn run_handler(context: Arc<HandlerContext>) {
         if n_received == 0 {
             return;
         }
-        handle_batch(&context, &batch).await;
+        let mut rest = batch.as_slice();
+        while !rest.is_empty() {
+            let split = split_by_bytes(rest, MAX_TRANSACTION_BYTES);
+            handle_batch(&context, &rest[..split]).await;
+            rest = &rest[split..];
+        }
         batch.clear();
     }
+}
+
+/// How many of `records`, at least one, fit in `max_bytes` of values.
+fn split_by_bytes(records: &[KafkaRecord], max_bytes: usize) -> usize {
+    let mut total = 0;
+    for (index, record) in records.iter().enumerate() {
+        total += record.value.as_ref().map_or(0, Vec::len);
+        if total > max_bytes {
+            return index.max(1);
+        }
+    }
+    records.len()
 }
 
 /// Checks, stores and acknowledges one batch of records.
@@ -64,8 +85,11 @@ pub async fn handle_batch(context: &HandlerContext, records: &[KafkaRecord]) {
     let mut accepted: Vec<(&KafkaRecord, Order)> = Vec::with_capacity(records.len());
     let mut rejects = Vec::new();
     for record in records {
+        // The future-date rule is measured from the record's timestamp when that is earlier
+        // than now, so a replay decides as the first reading did.
+        let reference = record.timestamp.min(now);
         let parsed = match &record.value {
-            Some(value) => Order::parse(value, now, context.max_record_bytes),
+            Some(value) => Order::parse(value, reference, context.max_record_bytes),
             None => Err(Rejection {
                 path: ".".into(),
                 rule: "empty record: the record has no value".into(),
@@ -102,24 +126,17 @@ pub async fn handle_batch(context: &HandlerContext, records: &[KafkaRecord]) {
         })
         .collect();
 
-    let mut backoff = Backoff::for_outages();
-    let inserted = loop {
-        match context.database.write_batch(&rows, &rejects).await {
-            Ok(inserted) => break inserted,
-            Err(error) => {
-                Stats::add(&context.stats.write_retries, 1);
-                tracing::warn!(
-                    %error,
-                    orders = rows.len(),
-                    rejects = rejects.len(),
-                    "writing a batch to PostgreSQL failed, retrying"
-                );
-                backoff.wait().await;
-            }
+    let (inserted, n_refused) = match write_with_retries(context, &rows, &rejects).await {
+        Ok(inserted) => (inserted, 0),
+        Err(error) => {
+            // PostgreSQL refuses something in this batch. Write the records one at a time,
+            // so that only the record it refuses is set aside (as a reject), never the batch.
+            tracing::warn!(%error, "PostgreSQL refused a batch, writing its records one by one");
+            write_one_by_one(context, &rows, &rejects).await
         }
     };
 
-    let by_uid: std::collections::HashMap<&str, &Order> = rows
+    let by_uid: HashMap<&str, &Order> = rows
         .iter()
         .map(|row| (row.order.order_uid(), row.order))
         .collect();
@@ -142,13 +159,109 @@ pub async fn handle_batch(context: &HandlerContext, records: &[KafkaRecord]) {
     );
 
     Stats::add(&context.stats.stored, inserted.len());
-    Stats::add(&context.stats.duplicates, accepted.len() - inserted.len());
+    Stats::add(
+        &context.stats.duplicates,
+        accepted.len() - inserted.len() - n_refused,
+    );
     Stats::add(&context.stats.rejected, rejects.len());
     tracing::debug!(
         records = records.len(),
         stored = inserted.len(),
-        duplicates = accepted.len() - inserted.len(),
         rejected = rejects.len(),
         "batch done"
     );
+}
+
+/// Writes a batch, retrying with backoff while PostgreSQL is unreachable or failing; returns
+/// the error only when PostgreSQL refuses the data itself.
+async fn write_with_retries(
+    context: &HandlerContext,
+    rows: &[OrderRow<'_>],
+    rejects: &[RejectRow<'_>],
+) -> Result<Vec<Inserted>, DbError> {
+    let mut backoff = Backoff::for_outages();
+    loop {
+        match context.database.write_batch(rows, rejects).await {
+            Ok(inserted) => return Ok(inserted),
+            Err(error) if error.is_refusal() => return Err(error),
+            Err(error) => {
+                Stats::add(&context.stats.write_retries, 1);
+                tracing::warn!(
+                    %error,
+                    orders = rows.len(),
+                    rejects = rejects.len(),
+                    "writing a batch to PostgreSQL failed, retrying"
+                );
+                backoff.wait().await;
+            }
+        }
+    }
+}
+
+/// The slow path for a batch PostgreSQL refused: each order alone; an order it refuses is
+/// recorded as a reject with PostgreSQL's reason; then the rejects, alone too. Returns the
+/// new orders and how many orders were refused.
+async fn write_one_by_one(
+    context: &HandlerContext,
+    rows: &[OrderRow<'_>],
+    rejects: &[RejectRow<'_>],
+) -> (Vec<Inserted>, usize) {
+    let mut inserted = Vec::new();
+    let mut refused = Vec::new();
+    for row in rows {
+        match write_with_retries(context, std::slice::from_ref(row), &[]).await {
+            Ok(new) => inserted.extend(new),
+            Err(error) => {
+                tracing::warn!(
+                    partition = row.partition,
+                    offset = row.offset,
+                    %error,
+                    "PostgreSQL refused an order, it is kept in rejected_records"
+                );
+                refused.push(RejectRow {
+                    partition: row.partition,
+                    offset: row.offset,
+                    raw: row.order.json().as_ref(),
+                    reason: format!(".: PostgreSQL refused the order: {error}"),
+                });
+            }
+        }
+    }
+    for reject in rejects.iter().chain(&refused) {
+        let written = write_with_retries(context, &[], std::slice::from_ref(reject)).await;
+        if let Err(error) = written {
+            tracing::error!(
+                partition = reject.partition,
+                offset = reject.offset,
+                reason = reject.reason,
+                %error,
+                "PostgreSQL refused to record a rejected record; it is only in this log"
+            );
+        }
+    }
+    Stats::add(&context.stats.rejected, refused.len());
+    (inserted, refused.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(n_bytes: usize) -> KafkaRecord {
+        KafkaRecord {
+            partition: 0,
+            offset: 0,
+            value: Some(vec![b'x'; n_bytes]),
+            timestamp: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn batches_are_split_by_bytes_but_never_empty() {
+        let records = vec![record(40), record(40), record(40), record(0)];
+        assert_eq!(split_by_bytes(&records, 100), 2);
+        assert_eq!(split_by_bytes(&records, 1000), 4);
+        assert_eq!(split_by_bytes(&records, 10), 1);
+        assert_eq!(split_by_bytes(&records[3..], 0), 1);
+    }
 }

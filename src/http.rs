@@ -181,6 +181,7 @@ async fn answer(state: &HttpState, key: OrderKey<'_>) -> HttpResponse {
 fn order_response(order: &StoredOrder) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(mime_json())
+        .insert_header(NO_SNIFF)
         .insert_header(("X-Order-Id", order.id))
         .body(order.json.clone())
 }
@@ -231,6 +232,12 @@ async fn method_not_allowed() -> HttpResponse {
     response
 }
 
+/// Order fields are untrusted: browsers must not guess that a JSON body is HTML.
+const NO_SNIFF: (header::HeaderName, header::HeaderValue) = (
+    header::X_CONTENT_TYPE_OPTIONS,
+    header::HeaderValue::from_static("nosniff"),
+);
+
 fn mime_json() -> header::ContentType {
     header::ContentType::json()
 }
@@ -238,6 +245,7 @@ fn mime_json() -> header::ContentType {
 fn error(status: StatusCode, message: &str) -> HttpResponse {
     HttpResponse::build(status)
         .content_type(mime_json())
+        .insert_header(NO_SNIFF)
         .body(serde_json::json!({ "error": message }).to_string())
 }
 

@@ -146,6 +146,14 @@ async fn orders_flow_from_kafka_to_http_and_postgres() {
                 Some("application/json"),
                 "GET {path}"
             );
+            assert_eq!(
+                answer
+                    .headers
+                    .get("x-content-type-options")
+                    .map(String::as_str),
+                Some("nosniff"),
+                "GET {path}"
+            );
             assert_eq!(answer.json(), sent, "GET {path} served a different order");
         }
     }

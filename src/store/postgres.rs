@@ -39,6 +39,21 @@ pub enum DbError {
     },
 }
 
+impl DbError {
+    /// Whether PostgreSQL refused the data itself (a value it cannot hold, a statement too
+    /// large), as opposed to being unreachable or busy. Retrying the same rows cannot help.
+    pub fn is_refusal(&self) -> bool {
+        let DbError::Postgres(error) = self else {
+            return false;
+        };
+        error.code().is_some_and(|code| {
+            let class = &code.code()[..2];
+            // 22: data exception, 54: program limit exceeded.
+            class == "22" || class == "54"
+        })
+    }
+}
+
 /// An accepted order on its way to PostgreSQL, with the Kafka position it came from.
 #[derive(Debug, Clone, Copy)]
 pub struct OrderRow<'a> {
