@@ -85,11 +85,8 @@ pub async fn handle_batch(context: &HandlerContext, records: &[KafkaRecord]) {
     let mut accepted: Vec<(&KafkaRecord, Order)> = Vec::with_capacity(records.len());
     let mut rejects = Vec::new();
     for record in records {
-        // The future-date rule is measured from the record's timestamp when that is earlier
-        // than now, so a replay decides as the first reading did.
-        let reference = record.timestamp.min(now);
         let parsed = match &record.value {
-            Some(value) => Order::parse(value, reference, context.max_record_bytes),
+            Some(value) => Order::parse(value, now, context.max_record_bytes),
             None => Err(Rejection {
                 path: ".".into(),
                 rule: "empty record: the record has no value".into(),
@@ -252,7 +249,6 @@ mod tests {
             partition: 0,
             offset: 0,
             value: Some(vec![b'x'; n_bytes]),
-            timestamp: Utc::now(),
         }
     }
 

@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rskafka::chrono::{DateTime, Utc};
 use rskafka::client::error::{Error as KafkaError, ProtocolError};
 use rskafka::client::partition::{OffsetAt, PartitionClient, UnknownTopicHandling};
 use rskafka::client::{Client, ClientBuilder};
@@ -31,8 +30,6 @@ pub struct KafkaRecord {
     pub offset: i64,
     /// Its value; `None` for a record without one (a tombstone).
     pub value: Option<Vec<u8>>,
-    /// The record's timestamp (set by the producer or the broker).
-    pub timestamp: DateTime<Utc>,
 }
 
 /// rskafka's own retries inside one call: short steps, and a deadline so that a long outage
@@ -277,7 +274,6 @@ async fn read_partition(
                 partition,
                 offset: record.offset,
                 value: record.record.value,
-                timestamp: record.record.timestamp,
             };
             tokio::select! {
                 biased;
