@@ -58,8 +58,9 @@ pub fn services() -> &'static Services {
         let (kafka_brokers, broker) = match std::env::var("KAFKA_BROKERS") {
             Ok(brokers) if !brokers.is_empty() => (brokers, None),
             _ => {
-                let (brokers, child) = start_tansu();
-                (brokers, Some(child))
+                let port = free_port();
+                let child = start_tansu(port, port);
+                (format!("127.0.0.1:{port}"), Some(child))
             }
         };
         Services {
@@ -80,7 +81,8 @@ pub fn unique_name(prefix: &str) -> String {
     )
 }
 
-fn free_port() -> u16 {
+/// A TCP port nothing listens on right now.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())
@@ -253,14 +255,15 @@ impl PgCluster {
     }
 }
 
-/// Starts tansu with in-memory storage on a free port and returns its address.
-fn start_tansu() -> (String, std::process::Child) {
+/// Starts tansu with in-memory storage listening on `port`, telling clients to connect to
+/// `advertised_port` (a proxy's, in the Kafka outage test).
+pub fn start_tansu(port: u16, advertised_port: u16) -> std::process::Child {
     let tansu = match std::env::var_os("TANSU_BIN") {
         Some(path) => PathBuf::from(path),
         None => find_program("tansu", &[]),
     };
-    let port = free_port();
     let url = format!("tcp://127.0.0.1:{port}");
+    let advertised = format!("tcp://127.0.0.1:{advertised_port}");
     let log_path = std::env::temp_dir()
         .join(unique_name("orderstore-tansu"))
         .with_extension("log");
@@ -270,13 +273,8 @@ fn start_tansu() -> (String, std::process::Child) {
         .try_clone()
         .unwrap_or_else(|error| panic!("cannot share the tansu log: {error}"));
     let child = Command::new(&tansu)
-        .args([
-            "broker",
-            "--kafka-listener-url",
-            &url,
-            "--kafka-advertised-listener-url",
-            &url,
-        ])
+        .args(["broker", "--kafka-listener-url", &url])
+        .args(["--kafka-advertised-listener-url", &advertised])
         .args(["--storage-engine", "memory://tansu/"])
         .env_remove("LISTENER_URL")
         .env_remove("ADVERTISED_LISTENER_URL")
@@ -300,7 +298,7 @@ fn start_tansu() -> (String, std::process::Child) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    (format!("127.0.0.1:{port}"), child)
+    child
 }
 
 /// Creates a fresh database on `admin_url`'s server and returns its connection config.
@@ -416,15 +414,15 @@ pub fn http_port() -> u16 {
 
 /// A Kafka client on the test broker.
 pub async fn kafka_client() -> Client {
-    ClientBuilder::new(vec![services().kafka_brokers.clone()])
+    kafka_client_at(&services().kafka_brokers).await
+}
+
+/// A Kafka client on `brokers`.
+pub async fn kafka_client_at(brokers: &str) -> Client {
+    ClientBuilder::new(vec![brokers.to_string()])
         .build()
         .await
-        .unwrap_or_else(|error| {
-            panic!(
-                "cannot connect to Kafka at {}: {error}",
-                services().kafka_brokers
-            )
-        })
+        .unwrap_or_else(|error| panic!("cannot connect to Kafka at {brokers}: {error}"))
 }
 
 /// Creates `topic` with `partitions` partitions and returns a client per partition.
