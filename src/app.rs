@@ -26,7 +26,7 @@ use crate::kafka::{self, retry_until_ok, ReaderContext};
 use crate::offsets::OffsetTracker;
 use crate::stats::Stats;
 use crate::store::memory::MemoryStore;
-use crate::store::postgres::Database;
+use crate::store::postgres::{Database, DbError};
 use crate::sweeper::{run_sweeper, Clock, SweepPolicy};
 
 /// Why the service did not start.
@@ -43,9 +43,6 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
-    /// Memory could not be restored because a stored order is unreadable.
-    #[error("restoring memory failed: {0}")]
-    Restore(crate::store::postgres::DbError),
 }
 
 /// Why the service stopped with an error.
@@ -103,7 +100,13 @@ impl Application {
 
         let memory = Arc::new(MemoryStore::new());
         if settings.memory_restore {
-            restore(&settings, &database, &memory).await?;
+            // Restoring twice inserts nothing twice (memory keys by id), so a failed attempt
+            // is simply run again.
+            retry_until_ok("restoring memory from PostgreSQL", &shutdown, || {
+                restore(&settings, &database, &memory)
+            })
+            .await
+            .ok_or(StartError::Cancelled)?;
         }
         let stored_offsets = retry_until_ok("loading stored offsets", &shutdown, || {
             database.load_offsets()
@@ -325,7 +328,7 @@ async fn restore(
     settings: &Settings,
     database: &Database,
     memory: &MemoryStore,
-) -> Result<(), StartError> {
+) -> Result<(), DbError> {
     let started = Instant::now();
     let created_after = settings
         .memory_max_age
@@ -339,8 +342,7 @@ async fn restore(
                 memory.insert_many(chunk.drain(..));
             }
         })
-        .await
-        .map_err(StartError::Restore)?;
+        .await?;
     memory.insert_many(chunk);
     let seconds = started.elapsed().as_secs_f64();
     tracing::info!(

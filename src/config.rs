@@ -205,14 +205,6 @@ impl Settings {
                 "a level (error, warn, info, debug, trace) or a filter such as orderstore=debug,info",
             );
         }
-        if settings.kafka_readers > settings.kafka_partitions as usize {
-            // More readers than partitions would leave readers idle; that is allowed but said.
-            tracing::debug!(
-                kafka_readers = settings.kafka_readers,
-                kafka_partitions = settings.kafka_partitions,
-                "more readers than partitions requested"
-            );
-        }
         if reader.problems.is_empty() {
             Ok(settings)
         } else {

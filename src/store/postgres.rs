@@ -273,7 +273,8 @@ impl Database {
     }
 
     /// Streams the newest `limit` orders created at or after `created_after` (all, if `None`)
-    /// into `sink`, newest first. Returns how many were read.
+    /// into `sink`, newest first. Returns how many were read. A row that no longer reads as an
+    /// order is logged at ERROR and skipped: one bad row must not keep the service down.
     pub async fn restore(
         &self,
         limit: usize,
@@ -299,8 +300,13 @@ impl Database {
         pin_mut!(rows);
         let mut n_restored = 0;
         while let Some(row) = rows.try_next().await? {
-            sink(stored_order(row.try_get(0)?, row.try_get(1)?)?);
-            n_restored += 1;
+            match stored_order(row.try_get(0)?, row.try_get(1)?) {
+                Ok(order) => {
+                    sink(order);
+                    n_restored += 1;
+                }
+                Err(error) => tracing::error!(%error, "skipping a corrupt order while restoring"),
+            }
         }
         Ok(n_restored)
     }
