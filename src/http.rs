@@ -47,6 +47,11 @@ pub fn build_server(
         App::new()
             .app_data(state.clone())
             .service(
+                web::resource("/")
+                    .route(reading().to(index_page))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
                 web::resource("/orders")
                     .route(reading().to(order_by_query))
                     .default_service(web::to(method_not_allowed)),
@@ -74,6 +79,21 @@ pub fn build_server(
 
 fn reading() -> actix_web::Route {
     web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+}
+
+/// The search page: a static file compiled into the binary.
+const INDEX_PAGE: &str = include_str!("../static/index.html");
+
+async fn index_page() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(header::ContentType::html())
+        .insert_header(NO_SNIFF)
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; \
+             connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'",
+        ))
+        .body(INDEX_PAGE)
 }
 
 async fn order_by_id(request: HttpRequest, state: web::Data<HttpState>) -> HttpResponse {
