@@ -1,0 +1,355 @@
+//! Checks `compose.yaml` as Docker reads it, without a Docker engine.
+//!
+//! Debian's `docker-compose` (v1.29, installed by `scripts/test`) validates the file against the
+//! Compose Specification and prints it normalized: `env_file` merged under `environment`, paths
+//! made absolute, defaults filled in. The tests read that output rather than the file itself,
+//! so they see what `docker compose up` would run, including which value wins when `.env` and
+//! `environment:` both set a variable. A missing `docker-compose` fails the tests; they never
+//! skip.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+/// The project root, where `compose.yaml`, `Dockerfile` and `.env` are.
+fn project_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The normalized compose file as JSON, computed once for all tests of this file.
+fn compose() -> &'static Value {
+    static COMPOSE: OnceLock<Value> = OnceLock::new();
+    COMPOSE.get_or_init(|| yaml_to_json(&normalized_compose_yaml()))
+}
+
+/// Runs `docker-compose config`, which exits non-zero when the file breaks the specification.
+fn normalized_compose_yaml() -> String {
+    let mut command = Command::new("docker-compose");
+    command
+        .args(["-f", "compose.yaml", "--project-directory", ".", "config"])
+        .current_dir(project_root());
+    // COMPOSE_FILE, COMPOSE_PROFILES and the like would change what is read; the test checks
+    // the file alone.
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("COMPOSE_") {
+            command.env_remove(name);
+        }
+    }
+    let output = command.output().unwrap_or_else(|error| {
+        if error.kind() == std::io::ErrorKind::NotFound {
+            panic!(
+                "docker-compose is missing: scripts/test installs it (Debian package \
+                 docker-compose); install it or run scripts/test"
+            );
+        }
+        panic!("cannot run docker-compose: {error}");
+    });
+    assert!(
+        output.status.success(),
+        "docker-compose config rejects compose.yaml ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap_or_else(|error| panic!("docker-compose config printed invalid UTF-8: {error}"))
+}
+
+/// Converts YAML to JSON with PyYAML, since the crate has no YAML parser of its own.
+fn yaml_to_json(yaml: &str) -> Value {
+    let (program, mut arguments) = python_of_docker_compose();
+    arguments.extend([
+        "-c".to_owned(),
+        "import sys, json, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)".to_owned(),
+    ]);
+    let mut child = Command::new(&program)
+        .args(&arguments)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("cannot run {program} to convert YAML to JSON: {error}"));
+    // The YAML is a few kilobytes, far below a pipe's buffer, so writing all of it before
+    // reading the output cannot deadlock.
+    child
+        .stdin
+        .take()
+        .unwrap_or_else(|| panic!("{program} has no standard input"))
+        .write_all(yaml.as_bytes())
+        .unwrap_or_else(|error| panic!("cannot write YAML to {program}: {error}"));
+    let output = child
+        .wait_with_output()
+        .unwrap_or_else(|error| panic!("cannot wait for {program}: {error}"));
+    assert!(
+        output.status.success(),
+        "{program} {arguments:?} cannot convert docker-compose's YAML to JSON ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|error| panic!("{program} printed invalid JSON: {error}"))
+}
+
+/// The Python that runs `docker-compose`, read from its `#!` line: PyYAML is a dependency of
+/// docker-compose, so that interpreter is the one sure to have it. Falls back to `python3`
+/// when `docker-compose` is not a script.
+fn python_of_docker_compose() -> (String, Vec<String>) {
+    let fallback = ("python3".to_owned(), Vec::new());
+    let Some(script) = find_in_path("docker-compose") else {
+        return fallback;
+    };
+    let Ok(text) = std::fs::read(&script) else {
+        return fallback;
+    };
+    let first_line = text.split(|&byte| byte == b'\n').next().unwrap_or_default();
+    let Some(interpreter) = std::str::from_utf8(first_line)
+        .ok()
+        .and_then(|line| line.strip_prefix("#!"))
+    else {
+        return fallback;
+    };
+    let mut words = interpreter.split_whitespace().map(str::to_owned);
+    match words.next() {
+        Some(program) => (program, words.collect()),
+        None => fallback,
+    }
+}
+
+/// Where `name` is found on `PATH`, as the shell would find it.
+fn find_in_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|directory| directory.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// One service of the normalized file.
+fn service(name: &str) -> &'static Value {
+    let service = &compose()["services"][name];
+    assert!(
+        service.is_object(),
+        "compose.yaml has no service {name:?}; services: {}",
+        compose()["services"]
+    );
+    service
+}
+
+/// A variable of a service's environment after `.env` and `environment:` are merged.
+fn environment_variable(service_name: &str, variable: &str) -> &'static str {
+    service(service_name)["environment"][variable]
+        .as_str()
+        .unwrap_or_else(|| panic!("service {service_name} does not set {variable}"))
+}
+
+/// A service's health check command, as a list of strings; fails when there is none or it is
+/// disabled, since every `depends_on` condition and restart decision relies on it.
+fn healthcheck_command(service_name: &str) -> Vec<String> {
+    let healthcheck = &service(service_name)["healthcheck"];
+    assert!(
+        healthcheck.is_object(),
+        "service {service_name} has no healthcheck"
+    );
+    assert_ne!(
+        healthcheck["disable"],
+        Value::Bool(true),
+        "service {service_name} disables its healthcheck"
+    );
+    let command: Vec<String> = match &healthcheck["test"] {
+        Value::String(shell_command) => vec!["CMD-SHELL".to_owned(), shell_command.clone()],
+        Value::Array(words) => words
+            .iter()
+            .map(|word| word.as_str().unwrap_or_default().to_owned())
+            .collect(),
+        other => panic!("service {service_name} has a healthcheck test of {other}"),
+    };
+    assert!(
+        command.len() >= 2 && command[0] != "NONE",
+        "service {service_name} has an empty healthcheck: {command:?}"
+    );
+    command
+}
+
+/// The parts of a `postgres://user:password@host:port/database` URL the tests compare.
+struct PostgresUrl {
+    user: String,
+    password: String,
+    host: String,
+    database: String,
+}
+
+fn parse_postgres_url(url: &str) -> PostgresUrl {
+    let rest = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))
+        .unwrap_or_else(|| panic!("DATABASE_URL {url:?} is not a postgres:// URL"));
+    let (credentials, location) = rest
+        .split_once('@')
+        .unwrap_or_else(|| panic!("DATABASE_URL {url:?} has no user@"));
+    let (user, password) = credentials.split_once(':').unwrap_or((credentials, ""));
+    let (host_and_port, database) = location
+        .split_once('/')
+        .unwrap_or_else(|| panic!("DATABASE_URL {url:?} names no database"));
+    let host = host_and_port.split(':').next().unwrap_or_default();
+    let database = database.split('?').next().unwrap_or_default();
+    PostgresUrl {
+        user: user.to_owned(),
+        password: password.to_owned(),
+        host: host.to_owned(),
+        database: database.to_owned(),
+    }
+}
+
+/// Whether a normalized `ports` entry publishes container port `target` on host port
+/// `published`. docker-compose prints short entries as strings (`127.0.0.1:9094:9094/tcp`)
+/// and others as mappings (`{published: 8080, target: 8080}`).
+fn publishes(entry: &Value, published: u64, target: u64) -> bool {
+    let as_port = |value: &Value| match value {
+        Value::Number(number) => number.as_u64(),
+        Value::String(text) => text.parse().ok(),
+        _ => None,
+    };
+    match entry {
+        Value::Object(_) => {
+            as_port(&entry["published"]) == Some(published)
+                && as_port(&entry["target"]) == Some(target)
+        }
+        Value::String(text) => {
+            let without_protocol = text.split('/').next().unwrap_or_default();
+            let parts: Vec<&str> = without_protocol.rsplitn(3, ':').collect();
+            parts.len() >= 2 && parts[0].parse() == Ok(target) && parts[1].parse() == Ok(published)
+        }
+        _ => false,
+    }
+}
+
+#[test]
+fn the_stack_has_kafka_postgres_and_orderstore() {
+    for name in ["kafka", "postgres", "orderstore"] {
+        service(name);
+    }
+}
+
+#[test]
+fn orderstore_is_built_from_the_projects_dockerfile() {
+    let build = &service("orderstore")["build"];
+    let context = build["context"]
+        .as_str()
+        .unwrap_or_else(|| panic!("orderstore is not built (build: {build})"));
+    let context = Path::new(context).canonicalize().unwrap_or_else(|error| {
+        panic!("orderstore's build context {context} is unusable: {error}")
+    });
+    let root = project_root()
+        .canonicalize()
+        .unwrap_or_else(|error| panic!("cannot resolve the project root: {error}"));
+    assert_eq!(
+        context, root,
+        "orderstore must be built from the project root"
+    );
+    let dockerfile = build["dockerfile"].as_str().unwrap_or("Dockerfile");
+    assert_eq!(dockerfile, "Dockerfile");
+    assert!(
+        root.join(dockerfile).is_file(),
+        "compose.yaml builds from {dockerfile}, which does not exist"
+    );
+}
+
+#[test]
+fn orderstore_starts_only_after_kafka_and_postgres_are_healthy() {
+    let depends_on = &service("orderstore")["depends_on"];
+    for dependency in ["kafka", "postgres"] {
+        assert_eq!(
+            depends_on[dependency]["condition"], "service_healthy",
+            "orderstore must wait for a healthy {dependency} (depends_on: {depends_on})"
+        );
+        healthcheck_command(dependency);
+    }
+}
+
+#[test]
+fn orderstore_reaches_kafka_and_postgres_by_their_service_names() {
+    // These also prove that environment: wins over .env, whose defaults say localhost.
+    assert_eq!(
+        environment_variable("orderstore", "KAFKA_BROKERS"),
+        "kafka:9092",
+        "orderstore must reach Kafka at kafka:9092"
+    );
+    let database_url = parse_postgres_url(environment_variable("orderstore", "DATABASE_URL"));
+    assert_eq!(
+        database_url.host, "postgres",
+        "orderstore's DATABASE_URL must point at the postgres service"
+    );
+    // The credentials must be those PostgreSQL's image creates on first start.
+    assert_eq!(
+        database_url.user,
+        environment_variable("postgres", "POSTGRES_USER")
+    );
+    assert_eq!(
+        database_url.password,
+        environment_variable("postgres", "POSTGRES_PASSWORD")
+    );
+    assert_eq!(
+        database_url.database,
+        environment_variable("postgres", "POSTGRES_DB")
+    );
+}
+
+#[test]
+fn kafka_advertises_the_address_orderstore_uses() {
+    // A Kafka client bootstraps, then connects to the advertised addresses; advertising
+    // localhost there would send orderstore to its own container.
+    let advertised = environment_variable("kafka", "KAFKA_ADVERTISED_LISTENERS");
+    assert!(
+        advertised
+            .split(',')
+            .any(|listener| listener.ends_with("://kafka:9092")),
+        "kafka must advertise kafka:9092 to other containers, advertises {advertised}"
+    );
+}
+
+#[test]
+fn orderstore_serves_http_on_port_8080_of_the_host() {
+    let http_addr = environment_variable("orderstore", "HTTP_ADDR");
+    assert!(
+        http_addr.starts_with("0.0.0.0:"),
+        "orderstore must listen on every interface of its container, listens on {http_addr}"
+    );
+    let ports = service("orderstore")["ports"]
+        .as_array()
+        .unwrap_or_else(|| panic!("orderstore publishes no ports"));
+    assert!(
+        ports.iter().any(|entry| publishes(entry, 8080, 8080)),
+        "orderstore must publish 8080:8080, publishes {ports:?}"
+    );
+}
+
+#[test]
+fn orderstore_checks_its_own_health_with_its_binary() {
+    // The runtime image has no curl or wget, so the check must run the binary itself.
+    let command = healthcheck_command("orderstore");
+    assert_eq!(
+        command[0], "CMD",
+        "orderstore's healthcheck needs no shell: {command:?}"
+    );
+    assert!(
+        command[1] == "orderstore" || command[1] == "/usr/local/bin/orderstore",
+        "orderstore's healthcheck must run the orderstore binary, runs {command:?}"
+    );
+}
+
+#[test]
+fn kafka_is_apache_kafka_and_postgres_is_health_checked() {
+    let image = service("kafka")["image"].as_str().unwrap_or_default();
+    assert!(
+        image.starts_with("apache/kafka:"),
+        "kafka must be the Apache Kafka image, is {image:?}"
+    );
+    let postgres_check = healthcheck_command("postgres");
+    assert!(
+        postgres_check
+            .iter()
+            .any(|word| word.contains("pg_isready")),
+        "postgres's healthcheck must ask pg_isready, runs {postgres_check:?}"
+    );
+}
