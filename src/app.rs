@@ -28,6 +28,7 @@ use crate::stats::Stats;
 use crate::store::memory::MemoryStore;
 use crate::store::postgres::{Database, DbError};
 use crate::sweeper::{run_sweeper, Clock, SweepPolicy};
+use crate::writer::{self, WriterOptions, WriterProgress};
 
 /// Why the service did not start.
 #[derive(Debug, thiserror::Error)]
@@ -214,6 +215,7 @@ impl Application {
                 settings,
                 stored_offsets,
                 Arc::clone(&tracker),
+                Arc::clone(&stats),
                 sender,
                 shutdown.clone(),
                 Arc::clone(&failure),
@@ -360,6 +362,7 @@ async fn run_kafka_side(
     settings: Settings,
     stored_offsets: std::collections::HashMap<i32, i64>,
     tracker: Arc<OffsetTracker>,
+    stats: Arc<Stats>,
     sender: mpsc::Sender<crate::kafka::KafkaRecord>,
     shutdown: CancellationToken,
     failure: Arc<std::sync::Mutex<Option<RunError>>>,
@@ -374,43 +377,75 @@ async fn run_kafka_side(
     else {
         return;
     };
+    stats.kafka_answered(true);
     tracing::info!(
         topic = settings.kafka_topic,
         partitions = partitions.len(),
         readers = settings.kafka_readers,
         "consuming"
     );
+    let client = Arc::new(client);
+    let mut tasks: Vec<JoinHandle<()>> = Vec::new();
+    if settings.writer_enabled {
+        let Some(producers) =
+            writer::partition_clients(&client, &settings.kafka_topic, &partitions, &shutdown).await
+        else {
+            return;
+        };
+        tracing::info!(
+            tasks = settings.writer_tasks,
+            rate = settings.writer_rate,
+            invalid_ratio = settings.writer_invalid_ratio,
+            "the fake-data writer is on"
+        );
+        let options = WriterOptions {
+            tasks: settings.writer_tasks,
+            rate: settings.writer_rate,
+            invalid_ratio: settings.writer_invalid_ratio,
+            count: None,
+        };
+        tasks.push(supervise(
+            "writer".into(),
+            tokio::spawn(writer::run_writers(
+                producers,
+                options,
+                Arc::new(WriterProgress::default()),
+                shutdown.clone(),
+            )),
+            shutdown.clone(),
+            Arc::clone(&failure),
+        ));
+    }
     let context = Arc::new(ReaderContext {
-        client: Arc::new(client),
+        client,
         topic: settings.kafka_topic.clone(),
         stored_offsets,
         start_offset: settings.kafka_start_offset,
         fetch_max_bytes: settings.kafka_fetch_max_bytes,
         fetch_max_wait: settings.kafka_fetch_max_wait,
         tracker,
+        stats,
         shutdown: shutdown.clone(),
     });
-    let readers: Vec<JoinHandle<()>> =
-        kafka::assign_partitions(&partitions, settings.kafka_readers)
-            .into_iter()
-            .enumerate()
-            .filter(|(_, owned)| !owned.is_empty())
-            .map(|(index, owned)| {
-                supervise(
-                    format!("reader-{index}"),
-                    tokio::spawn(kafka::run_reader(
-                        Arc::clone(&context),
-                        owned,
-                        sender.clone(),
-                    )),
-                    shutdown.clone(),
-                    Arc::clone(&failure),
-                )
-            })
-            .collect();
+    for (index, owned) in kafka::assign_partitions(&partitions, settings.kafka_readers)
+        .into_iter()
+        .enumerate()
+        .filter(|(_, owned)| !owned.is_empty())
+    {
+        tasks.push(supervise(
+            format!("reader-{index}"),
+            tokio::spawn(kafka::run_reader(
+                Arc::clone(&context),
+                owned,
+                sender.clone(),
+            )),
+            shutdown.clone(),
+            Arc::clone(&failure),
+        ));
+    }
     drop(sender);
-    for reader in readers {
-        let _ = reader.await;
+    for task in tasks {
+        let _ = task.await;
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use rand::Rng;
+use rand::RngExt;
 
 /// The delays between attempts: doubling from `initial` up to `max`, each drawn at random
 /// between half and all of the current step so that many tasks do not retry in lockstep.
@@ -34,7 +34,7 @@ impl Backoff {
         let step = self.step;
         self.step = (self.step * 2).min(self.max);
         let half = step / 2;
-        half + rand::thread_rng().gen_range(Duration::ZERO..=half)
+        half + rand::rng().random_range(Duration::ZERO..=half)
     }
 
     /// Waits the next delay.

@@ -73,6 +73,14 @@ pub struct Settings {
     pub http_addr: SocketAddr,
     /// HTTP worker threads; 0 means one per core.
     pub http_workers: usize,
+    /// Whether the service runs its own fake-data writer (for demos and load).
+    pub writer_enabled: bool,
+    /// Writer tasks when the writer is on.
+    pub writer_tasks: usize,
+    /// Orders per second the writer tasks produce together; 0 means as fast as they can.
+    pub writer_rate: f64,
+    /// Share of the writer's records that break the contract, from 0 to 1.
+    pub writer_invalid_ratio: f64,
     /// A tracing filter directive, such as `info` or `orderstore=debug,info`.
     pub log_level: String,
     /// Text or JSON logs.
@@ -105,6 +113,10 @@ impl fmt::Debug for Settings {
             .field("offset_commit_interval", &self.offset_commit_interval)
             .field("http_addr", &self.http_addr)
             .field("http_workers", &self.http_workers)
+            .field("writer_enabled", &self.writer_enabled)
+            .field("writer_tasks", &self.writer_tasks)
+            .field("writer_rate", &self.writer_rate)
+            .field("writer_invalid_ratio", &self.writer_invalid_ratio)
             .field("log_level", &self.log_level)
             .field("log_format", &self.log_format)
             .finish()
@@ -192,6 +204,14 @@ impl Settings {
             offset_commit_interval: reader.duration("OFFSET_COMMIT_INTERVAL", "200ms", false),
             http_addr: reader.address("HTTP_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080))),
             http_workers: reader.number("HTTP_WORKERS", 0, 0..=1024),
+            writer_enabled: reader.choice(
+                "WRITER_ENABLED",
+                "false",
+                &[("true", true), ("false", false), ("1", true), ("0", false)],
+            ),
+            writer_tasks: reader.number("WRITER_TASKS", 1, 1..=64),
+            writer_rate: reader.fraction("WRITER_RATE", 100.0, 0.0..=10_000_000.0),
+            writer_invalid_ratio: reader.fraction("WRITER_INVALID_RATIO", 0.0, 0.0..=1.0),
             log_level: reader.get("LOG_LEVEL", "info,rskafka=warn"),
             log_format: reader.choice(
                 "LOG_FORMAT",
@@ -288,6 +308,26 @@ impl Reader<'_> {
                     name,
                     &format!(
                         "an integer from {} to {}, got {value:?}",
+                        range.start(),
+                        range.end()
+                    ),
+                );
+                default
+            }
+        }
+    }
+
+    fn fraction(&mut self, name: &str, default: f64, range: std::ops::RangeInclusive<f64>) -> f64 {
+        let Some(value) = self.raw(name) else {
+            return default;
+        };
+        match value.parse::<f64>() {
+            Ok(number) if range.contains(&number) => number,
+            _ => {
+                self.problem(
+                    name,
+                    &format!(
+                        "a number from {} to {}, got {value:?}",
                         range.start(),
                         range.end()
                     ),
@@ -418,6 +458,10 @@ mod tests {
             ("HTTP_ADDR", "8080"),
             ("LOG_LEVEL", "loud=="),
             ("LOG_FORMAT", "xml"),
+            ("WRITER_ENABLED", "yes please"),
+            ("WRITER_TASKS", "0"),
+            ("WRITER_RATE", "-5"),
+            ("WRITER_INVALID_RATIO", "1.5"),
         ];
         for (name, value) in cases {
             match load(&[(name, value)]) {

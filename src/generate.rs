@@ -1,89 +1,282 @@
-//! Random orders that satisfy the contract, for tests, demos and benchmarks: consistent sums,
-//! 1 to 5 items, `date_created` within the last hour before `now`.
+//! Random orders for tests, demos and benchmarks, built on the `fake` crate.
+//!
+//! [`random_order`] makes orders that satisfy the contract: consistent sums, varied names,
+//! cities and brands, 1 to 5 items, `date_created` within the minute before `now`.
+//! [`invalid_record`] makes records the contract rejects, one of every kind, for demos and
+//! tests of the reject path.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rand::seq::SliceRandom;
-use rand::Rng;
+use fake::faker::address::en::{BuildingNumber, CityName, StateName, StreetName, ZipCode};
+use fake::faker::company::en::CompanyName;
+use fake::faker::internet::en::SafeEmail;
+use fake::faker::lorem::en::Word;
+use fake::faker::name::en::Name;
+use fake::Fake;
+use rand::seq::IndexedRandom;
+use rand::{Rng, RngExt};
+use serde_json::{json, Value};
 
 use crate::order::{Delivery, Item, OrderDoc, Payment};
 
-const NAMES: &[&str] = &[
-    "Ivan Petrov",
-    "Anna Smirnova",
-    "John Smith",
-    "Maria Garcia",
-    "Li Wei",
+const GOODS: &[&str] = &[
+    "Mascaras",
+    "Sneakers",
+    "Phone case",
+    "Teapot",
+    "Backpack",
+    "Headphones",
+    "Umbrella",
+    "Notebook",
+    "Desk lamp",
+    "Scarf",
+    "Board game",
+    "Water bottle",
 ];
-const CITIES: &[&str] = &["Moscow", "Kazan", "Tel Aviv", "Berlin", "Kiryat Mozkin"];
-const BRANDS: &[&str] = &["Vivienne Sabo", "Nivea", "Adidas", "Lego", "Xiaomi"];
-const GOODS: &[&str] = &["Mascaras", "Sneakers", "Phone case", "Teapot", "Backpack"];
-const CURRENCIES: &[&str] = &["USD", "EUR", "RUB"];
+const CURRENCIES: &[&str] = &["USD", "EUR", "RUB", "ILS", "GBP", "KZT"];
+const PROVIDERS: &[&str] = &["wbpay", "stripe", "paypal", "yookassa"];
+const BANKS: &[&str] = &["alpha", "sber", "tinkoff", "vtb", "leumi"];
+const SERVICES: &[&str] = &["meest", "cdek", "dhl", "boxberry"];
+const LOCALES: &[&str] = &["en", "ru", "he", "kk"];
 
-/// A random valid order with a unique-looking `order_uid`.
-pub fn random_order(rng: &mut impl Rng, now: DateTime<Utc>) -> OrderDoc {
-    let order_uid = format!("{:016x}{:08x}", rng.gen::<u64>(), rng.gen::<u32>());
-    let track_number = format!("WBTRACK{:08}", rng.gen_range(0..100_000_000));
-    let n_items = rng.gen_range(1..=5);
+/// A random order that satisfies the contract, with a fresh `order_uid`.
+pub fn random_order(rng: &mut (impl Rng + ?Sized), now: DateTime<Utc>) -> OrderDoc {
+    let order_uid = format!("{:016x}{:08x}", rng.random::<u64>(), rng.random::<u32>());
+    let track_number = format!("WB{:012}", rng.random_range(0..1_000_000_000_000_u64));
+    let n_items = rng.random_range(1..=5);
     let items: Vec<Item> = (0..n_items)
         .map(|_| {
-            let price = rng.gen_range(1..100_000);
-            let sale = rng.gen_range(0..=90);
+            let price = rng.random_range(50..200_000);
+            let sale = *[0, 0, 5, 10, 15, 20, 25, 30, 50, 70]
+                .choose(rng)
+                .unwrap_or(&0);
+            let word: String = Word().fake_with_rng(rng);
             Item {
-                chrt_id: rng.gen_range(1..10_000_000),
+                chrt_id: rng.random_range(1..100_000_000),
                 track_number: track_number.clone(),
                 price,
-                rid: format!("{:016x}", rng.gen::<u64>()),
-                name: pick(rng, GOODS),
+                rid: format!("{:016x}", rng.random::<u64>()),
+                name: format!("{} {word}", pick(rng, GOODS)),
                 sale,
-                size: rng.gen_range(0..50).to_string(),
+                size: rng.random_range(0..56).to_string(),
                 total_price: price * (100 - sale) / 100,
-                nm_id: rng.gen_range(1..10_000_000),
-                brand: pick(rng, BRANDS),
-                status: 202,
+                nm_id: rng.random_range(1..100_000_000),
+                brand: CompanyName().fake_with_rng(rng),
+                status: *[202, 200, 201].choose(rng).unwrap_or(&202),
             }
         })
         .collect();
-    let goods_total = items.iter().map(|item| item.total_price).sum();
-    let delivery_cost = rng.gen_range(0..2_000);
-    let created = now - chrono::Duration::seconds(rng.gen_range(0..3_600));
+    let goods_total: i64 = items.iter().map(|item| item.total_price).sum();
+    let delivery_cost = rng.random_range(0..3_000);
+    let custom_fee = *[0, 0, 0, 100, 250].choose(rng).unwrap_or(&0);
+    let created = now - chrono::Duration::milliseconds(rng.random_range(0..60_000));
+    let street: String = StreetName().fake_with_rng(rng);
+    let building: String = BuildingNumber().fake_with_rng(rng);
     OrderDoc {
         order_uid: order_uid.clone(),
         track_number,
         entry: "WBIL".into(),
         delivery: Delivery {
-            name: pick(rng, NAMES),
-            phone: format!("+7{:010}", rng.gen_range(0..10_000_000_000_i64)),
-            zip: rng.gen_range(100_000..999_999).to_string(),
-            city: pick(rng, CITIES),
-            address: format!("Lenina {}", rng.gen_range(1..200)),
-            region: "Region".into(),
-            email: format!("user{}@example.com", rng.gen_range(0..1_000_000)),
+            name: Name().fake_with_rng(rng),
+            phone: format!("+{}", rng.random_range(10_000_000_000_u64..99_999_999_999)),
+            zip: ZipCode().fake_with_rng(rng),
+            city: CityName().fake_with_rng(rng),
+            address: format!("{street} {building}"),
+            region: StateName().fake_with_rng(rng),
+            email: SafeEmail().fake_with_rng(rng),
         },
         payment: Payment {
             transaction: order_uid,
             request_id: String::new(),
             currency: pick(rng, CURRENCIES),
-            provider: "wbpay".into(),
-            amount: goods_total + delivery_cost,
+            provider: pick(rng, PROVIDERS),
+            amount: goods_total + delivery_cost + custom_fee,
             payment_dt: created.timestamp(),
-            bank: "alpha".into(),
+            bank: pick(rng, BANKS),
             delivery_cost,
             goods_total,
-            custom_fee: 0,
+            custom_fee,
         },
         items,
-        locale: "en".into(),
+        locale: pick(rng, LOCALES),
         internal_signature: String::new(),
-        customer_id: format!("customer{}", rng.gen_range(0..10_000)),
-        delivery_service: "meest".into(),
-        shardkey: rng.gen_range(0..10).to_string(),
-        sm_id: rng.gen_range(0..100),
+        customer_id: format!("customer{}", rng.random_range(0..100_000)),
+        delivery_service: pick(rng, SERVICES),
+        shardkey: rng.random_range(0..10).to_string(),
+        sm_id: rng.random_range(0..100),
         date_created: created.to_rfc3339_opts(SecondsFormat::Secs, true),
-        oof_shard: "1".into(),
+        oof_shard: rng.random_range(0..3).to_string(),
     }
 }
 
-fn pick(rng: &mut impl Rng, choices: &[&str]) -> String {
+/// A random valid order as JSON bytes, with its uid (the record key).
+pub fn random_order_json(rng: &mut (impl Rng + ?Sized), now: DateTime<Utc>) -> (String, Vec<u8>) {
+    let order = random_order(rng, now);
+    let json = serde_json::to_vec(&order).unwrap_or_default();
+    (order.order_uid, json)
+}
+
+/// Every kind of record the contract rejects, by name.
+pub const INVALID_KINDS: &[&str] = &[
+    "garbage_bytes",
+    "not_utf8",
+    "broken_json",
+    "empty",
+    "json_array",
+    "json_scalar",
+    "trailing_garbage",
+    "missing_field",
+    "unknown_field",
+    "null_field",
+    "duplicate_field",
+    "float_number",
+    "string_number",
+    "bad_order_uid",
+    "bad_phone",
+    "bad_email",
+    "bad_currency",
+    "blank_string",
+    "nul_character",
+    "negative_amount",
+    "wrong_amount",
+    "wrong_goods_total",
+    "wrong_total_price",
+    "sale_over_100",
+    "no_items",
+    "foreign_track_number",
+    "bad_date",
+    "future_date",
+];
+
+/// A record the contract rejects, of a random kind from [`INVALID_KINDS`]; returns the kind
+/// and the record value.
+pub fn invalid_record(
+    rng: &mut (impl Rng + ?Sized),
+    now: DateTime<Utc>,
+) -> (&'static str, Vec<u8>) {
+    let kind = INVALID_KINDS
+        .choose(rng)
+        .copied()
+        .unwrap_or("garbage_bytes");
+    (kind, invalid_record_of_kind(kind, rng, now))
+}
+
+/// A record of the given kind from [`INVALID_KINDS`] (an unknown kind gives garbage bytes).
+pub fn invalid_record_of_kind(
+    kind: &str,
+    rng: &mut (impl Rng + ?Sized),
+    now: DateTime<Utc>,
+) -> Vec<u8> {
+    let valid = random_order(rng, now);
+    let mut doc: Value = serde_json::to_value(&valid).unwrap_or(Value::Null);
+    let text = |doc: &Value| serde_json::to_vec(doc).unwrap_or_default();
+    match kind {
+        "not_utf8" => b"{\"order_uid\": \"\xff\xfe\"}".to_vec(),
+        "broken_json" => {
+            let mut bytes = text(&doc);
+            bytes.truncate(bytes.len() / 2);
+            bytes
+        }
+        "empty" => Vec::new(),
+        "json_array" => b"[1, 2, 3]".to_vec(),
+        "json_scalar" => b"42".to_vec(),
+        "trailing_garbage" => {
+            let mut bytes = text(&doc);
+            bytes.extend_from_slice(b" {}");
+            bytes
+        }
+        "missing_field" => {
+            if let Some(object) = doc.as_object_mut() {
+                object.remove("locale");
+            }
+            text(&doc)
+        }
+        "unknown_field" => {
+            doc["comment"] = json!("<script>alert('drift')</script>");
+            text(&doc)
+        }
+        "null_field" => {
+            doc["delivery"]["city"] = Value::Null;
+            text(&doc)
+        }
+        "duplicate_field" => {
+            let body = String::from_utf8(text(&doc)).unwrap_or_default();
+            body.replacen("{", "{\"locale\":\"en\",", 1).into_bytes()
+        }
+        "float_number" => {
+            doc["payment"]["amount"] = json!(valid.payment.amount as f64 + 0.5);
+            text(&doc)
+        }
+        "string_number" => {
+            doc["sm_id"] = json!(valid.sm_id.to_string());
+            text(&doc)
+        }
+        "bad_order_uid" => {
+            doc["order_uid"] = json!("../../etc/passwd");
+            text(&doc)
+        }
+        "bad_phone" => {
+            doc["delivery"]["phone"] = json!("8 (800) 555-35-35");
+            text(&doc)
+        }
+        "bad_email" => {
+            doc["delivery"]["email"] = json!("not an email");
+            text(&doc)
+        }
+        "bad_currency" => {
+            doc["payment"]["currency"] = json!("dollars");
+            text(&doc)
+        }
+        "blank_string" => {
+            doc["customer_id"] = json!("   ");
+            text(&doc)
+        }
+        "nul_character" => {
+            doc["delivery"]["name"] = json!("Null\u{0}Byte");
+            text(&doc)
+        }
+        "negative_amount" => {
+            doc["payment"]["delivery_cost"] = json!(-100);
+            text(&doc)
+        }
+        "wrong_amount" => {
+            doc["payment"]["amount"] = json!(valid.payment.amount + 1);
+            text(&doc)
+        }
+        "wrong_goods_total" => {
+            doc["payment"]["goods_total"] = json!(valid.payment.goods_total + 1);
+            doc["payment"]["amount"] = json!(valid.payment.amount + 1);
+            text(&doc)
+        }
+        "wrong_total_price" => {
+            doc["items"][0]["total_price"] = json!(valid.items[0].total_price + 1);
+            text(&doc)
+        }
+        "sale_over_100" => {
+            doc["items"][0]["sale"] = json!(150);
+            text(&doc)
+        }
+        "no_items" => {
+            doc["items"] = json!([]);
+            text(&doc)
+        }
+        "foreign_track_number" => {
+            doc["items"][0]["track_number"] = json!("SOMEONE-ELSES");
+            text(&doc)
+        }
+        "bad_date" => {
+            doc["date_created"] = json!("yesterday");
+            text(&doc)
+        }
+        "future_date" => {
+            let future = now + chrono::Duration::hours(2);
+            doc["date_created"] = json!(future.to_rfc3339_opts(SecondsFormat::Secs, true));
+            text(&doc)
+        }
+        _ => (0..rng.random_range(1..64)).map(|_| rng.random()).collect(),
+    }
+}
+
+fn pick(rng: &mut (impl Rng + ?Sized), choices: &[&str]) -> String {
     choices.choose(rng).copied().unwrap_or_default().to_string()
 }
 
@@ -94,13 +287,32 @@ mod tests {
 
     #[test]
     fn generated_orders_pass_the_contract() {
-        let mut rng = rand::thread_rng();
+        let mut rng = rand::rng();
         let now = Utc::now();
-        for _ in 0..500 {
-            let doc = random_order(&mut rng, now);
-            let raw = serde_json::to_vec(&doc).unwrap_or_default();
-            if let Err(rejection) = Order::parse(&raw, now, 1 << 20) {
-                panic!("generated order rejected: {rejection}");
+        for _ in 0..2_000 {
+            let (uid, json) = random_order_json(&mut rng, now);
+            match Order::parse(&json, now, 1 << 20) {
+                Ok(order) => assert_eq!(order.order_uid(), uid),
+                Err(rejection) => panic!(
+                    "generated order rejected: {rejection}\n{}",
+                    String::from_utf8_lossy(&json)
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn every_invalid_kind_is_rejected() {
+        let mut rng = rand::rng();
+        let now = Utc::now();
+        for kind in INVALID_KINDS {
+            for _ in 0..20 {
+                let raw = invalid_record_of_kind(kind, &mut rng, now);
+                assert!(
+                    Order::parse(&raw, now, 1 << 20).is_err(),
+                    "a record of kind {kind} was accepted: {}",
+                    String::from_utf8_lossy(&raw)
+                );
             }
         }
     }

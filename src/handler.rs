@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use tokio::sync::{mpsc, Mutex};
+use tokio::time::Instant;
 
 use crate::backoff::Backoff;
 use crate::kafka::KafkaRecord;
@@ -80,7 +81,8 @@ fn split_by_bytes(records: &[KafkaRecord], max_bytes: usize) -> usize {
 
 /// Checks, stores and acknowledges one batch of records.
 pub async fn handle_batch(context: &HandlerContext, records: &[KafkaRecord]) {
-    Stats::add(&context.stats.consumed, records.len());
+    let started = Instant::now();
+    context.stats.consumed(records.len());
     let now = Utc::now();
     let mut accepted: Vec<(&KafkaRecord, Order)> = Vec::with_capacity(records.len());
     let mut rejects = Vec::new();
@@ -95,6 +97,7 @@ pub async fn handle_batch(context: &HandlerContext, records: &[KafkaRecord]) {
         match parsed {
             Ok(order) => accepted.push((record, order)),
             Err(rejection) => {
+                context.stats.rejected(rejection.kind());
                 tracing::warn!(
                     partition = record.partition,
                     offset = record.offset,
@@ -123,6 +126,7 @@ pub async fn handle_batch(context: &HandlerContext, records: &[KafkaRecord]) {
         })
         .collect();
 
+    let write_started = Instant::now();
     let (inserted, n_refused) = match write_with_retries(context, &rows, &rejects).await {
         Ok(inserted) => (inserted, 0),
         Err(error) => {
@@ -155,12 +159,16 @@ pub async fn handle_batch(context: &HandlerContext, records: &[KafkaRecord]) {
             .map(|record| (record.partition, record.offset)),
     );
 
-    Stats::add(&context.stats.stored, inserted.len());
-    Stats::add(
-        &context.stats.duplicates,
-        accepted.len() - inserted.len() - n_refused,
+    let write_seconds = write_started.elapsed().as_secs_f64();
+    context.stats.stored(inserted.len());
+    context
+        .stats
+        .duplicates(accepted.len() - inserted.len() - n_refused);
+    context.stats.batch_handled(
+        records.len(),
+        started.elapsed().as_secs_f64(),
+        write_seconds,
     );
-    Stats::add(&context.stats.rejected, rejects.len());
     tracing::debug!(
         records = records.len(),
         stored = inserted.len(),
@@ -182,7 +190,7 @@ async fn write_with_retries(
             Ok(inserted) => return Ok(inserted),
             Err(error) if error.is_refusal() => return Err(error),
             Err(error) => {
-                Stats::add(&context.stats.write_retries, 1);
+                context.stats.write_retry();
                 tracing::warn!(
                     %error,
                     orders = rows.len(),
@@ -236,7 +244,9 @@ async fn write_one_by_one(
             );
         }
     }
-    Stats::add(&context.stats.rejected, refused.len());
+    for _ in &refused {
+        context.stats.rejected("postgres_refused");
+    }
     (inserted, refused.len())
 }
 

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backoff::Backoff;
 use crate::config::{Settings, StartOffset};
 use crate::offsets::OffsetTracker;
+use crate::stats::Stats;
 
 /// One Kafka record on its way to a handler.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,6 +143,8 @@ pub struct ReaderContext {
     pub fetch_max_wait: Duration,
     /// In-flight and done offsets.
     pub tracker: Arc<OffsetTracker>,
+    /// Counters, and whether Kafka answers.
+    pub stats: Arc<Stats>,
     /// Cancelled when the service stops.
     pub shutdown: CancellationToken,
 }
@@ -219,6 +222,7 @@ async fn read_partition(
         let records = match fetched {
             Ok((records, high_watermark)) => {
                 backoff.reset();
+                context.stats.kafka_answered(true);
                 context
                     .tracker
                     .observe_high_watermark(partition, high_watermark);
@@ -253,6 +257,7 @@ async fn read_partition(
                 }
             }
             Err(error) => {
+                context.stats.kafka_answered(false);
                 tracing::warn!(topic, partition, offset, %error, "Kafka fetch failed, retrying");
                 tokio::select! {
                     biased;

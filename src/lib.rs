@@ -30,3 +30,4 @@ pub mod backoff;
 pub mod generate;
 pub mod stats;
 pub mod telemetry;
+pub mod writer;

@@ -39,19 +39,28 @@ impl Rejection {
     }
 
     /// A short, stable name for the kind of rejection, used to count rejections by reason
-    /// without one counter per field value.
+    /// with a bounded set of labels.
     pub fn kind(&self) -> &'static str {
         let rule = self.rule.as_str();
-        if rule.starts_with("record is larger") {
-            "too_large"
-        } else if rule.starts_with("empty record") {
-            "empty"
-        } else if rule.starts_with("not valid UTF-8") {
-            "not_utf8"
-        } else if self.path == "." || rule.contains("at line") {
-            "not_an_order_object"
+        let kinds = [
+            ("record is larger", "too_large"),
+            ("empty record", "empty"),
+            ("not valid UTF-8", "not_utf8"),
+            ("missing field", "missing_field"),
+            ("unknown field", "unknown_field"),
+            ("duplicate field", "duplicate_field"),
+            ("invalid type", "wrong_type"),
+            ("invalid value", "wrong_type"),
+            ("invalid length", "wrong_type"),
+            ("trailing", "not_json"),
+        ];
+        if let Some((_, kind)) = kinds.iter().find(|(start, _)| rule.starts_with(start)) {
+            return kind;
+        }
+        if rule.contains(" at line ") {
+            "not_json"
         } else {
-            "contract_rule"
+            "field_rule"
         }
     }
 }
@@ -610,6 +619,23 @@ mod tests {
         let mut trailing = CANONICAL.as_bytes().to_vec();
         trailing.extend_from_slice(b" {}");
         check(&trailing, ".", "trailing");
+    }
+
+    #[test]
+    fn rejections_have_a_bounded_kind() {
+        let kind = |raw: &[u8]| {
+            Order::parse(raw, now(), 1 << 20)
+                .err()
+                .map(|rejection| rejection.kind())
+        };
+        assert_eq!(kind(b""), Some("empty"));
+        assert_eq!(kind(b"\xff"), Some("not_utf8"));
+        assert_eq!(kind(b"{"), Some("not_json"));
+        assert_eq!(kind(b"[]"), Some("wrong_type"));
+        assert_eq!(kind(b"{\"x\": 1}"), Some("unknown_field"));
+        assert_eq!(kind(b"{}"), Some("missing_field"));
+        let bad_rule = CANONICAL.replace("\"USD\"", "\"usd\"");
+        assert_eq!(kind(bad_rule.as_bytes()), Some("field_rule"));
     }
 
     #[test]

@@ -87,8 +87,7 @@ pub async fn run_sweeper(
             _ = ticker.tick() => {}
         }
         let evicted = sweep_once(&memory, policy, &clock);
-        Stats::add(&stats.evicted_by_age, evicted.by_age);
-        Stats::add(&stats.evicted_by_count, evicted.by_count);
+        stats.evicted(evicted);
         if evicted != Evicted::default() {
             tracing::debug!(
                 by_age = evicted.by_age,

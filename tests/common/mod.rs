@@ -631,13 +631,9 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
 
 /// `n` random valid orders as JSON, with their uids.
 pub fn valid_orders(n: usize) -> Vec<(String, Vec<u8>)> {
-    let mut rng = rand::thread_rng();
+    let mut rng = rand::rng();
     let now = chrono::Utc::now();
     (0..n)
-        .map(|_| {
-            let doc = orderstore::generate::random_order(&mut rng, now);
-            let json = serde_json::to_vec(&doc).unwrap_or_default();
-            (doc.order_uid, json)
-        })
+        .map(|_| orderstore::generate::random_order_json(&mut rng, now))
         .collect()
 }
