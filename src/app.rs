@@ -127,6 +127,9 @@ impl Application {
                 source,
             })?
             .port();
+        let stats = Arc::new(Stats::default());
+        // Install the metrics recorder before anything records.
+        crate::stats::prometheus();
         // HTTP reads get a pool of their own, so ingestion and reads never starve each other.
         let http_database =
             Database::new(settings.database_url.clone(), settings.db_pool_size, &topic);
@@ -135,6 +138,7 @@ impl Application {
             HttpState {
                 memory: Arc::clone(&memory),
                 database: http_database.clone(),
+                stats: Arc::clone(&stats),
             },
             settings.http_workers,
         )
@@ -150,7 +154,6 @@ impl Application {
 
         let failure = Arc::new(std::sync::Mutex::new(None));
         let tracker = Arc::new(OffsetTracker::new());
-        let stats = Arc::new(Stats::default());
         let (sender, receiver) = mpsc::channel(settings.channel_capacity);
         let supervise = |name: String, task: JoinHandle<()>| {
             supervise(name, task, shutdown.clone(), Arc::clone(&failure))
@@ -200,11 +203,12 @@ impl Application {
                 )),
             ),
             supervise(
-                "progress-log".into(),
-                tokio::spawn(run_progress_log(
+                "observer".into(),
+                tokio::spawn(run_observer(
                     Arc::clone(&stats),
                     Arc::clone(&tracker),
                     Arc::clone(&memory),
+                    sender.downgrade(),
                     shutdown.clone(),
                 )),
             ),
@@ -490,32 +494,54 @@ async fn run_committer(
 }
 
 /// Logs one line every 10 s while anything happens: rate, lag, stored, rejected.
-async fn run_progress_log(
+/// Every second, sets the state gauges (memory, channel, lag per partition); every 10 s
+/// while anything happens, logs one line: rate, lag, stored, rejected.
+async fn run_observer(
     stats: Arc<Stats>,
     tracker: Arc<OffsetTracker>,
     memory: Arc<MemoryStore>,
+    channel: mpsc::WeakSender<crate::kafka::KafkaRecord>,
     shutdown: CancellationToken,
 ) {
-    const EVERY: Duration = Duration::from_secs(10);
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + EVERY, EVERY);
+    const GAUGES_EVERY: Duration = Duration::from_secs(1);
+    const TICKS_PER_LOG: u64 = 10;
+    let mut ticker = tokio::time::interval(GAUGES_EVERY);
     let mut last_consumed = 0;
-    loop {
+    for tick in 1_u64.. {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        let consumed = Stats::get(&stats.consumed);
-        if consumed == last_consumed {
-            continue;
-        }
-        let lag: i64 = tracker
+        let lags: Vec<(i32, i64)> = tracker
             .positions()
             .iter()
-            .map(|position| (position.high_watermark - position.committable).max(0))
-            .sum();
+            .map(|position| {
+                let lag = (position.high_watermark - position.committable).max(0);
+                (position.partition, lag)
+            })
+            .collect();
+        // A sender is upgraded only for the time of the reading, so the channel still closes
+        // when the readers stop.
+        let (fill, capacity) = channel
+            .upgrade()
+            .map(|sender| {
+                (
+                    sender.max_capacity() - sender.capacity(),
+                    sender.max_capacity(),
+                )
+            })
+            .unwrap_or((0, 0));
+        stats.observe_state(memory.len(), fill, capacity, &lags);
+        crate::stats::prometheus().run_upkeep();
+
+        let consumed = Stats::get(&stats.consumed);
+        if tick % TICKS_PER_LOG != 0 || consumed == last_consumed {
+            continue;
+        }
         tracing::info!(
-            records_per_second = (consumed - last_consumed) / EVERY.as_secs(),
-            lag,
+            records_per_second =
+                (consumed - last_consumed) / (TICKS_PER_LOG * GAUGES_EVERY.as_secs()),
+            lag = lags.iter().map(|(_, lag)| lag).sum::<i64>(),
             stored = Stats::get(&stats.stored),
             duplicates = Stats::get(&stats.duplicates),
             rejected = Stats::get(&stats.rejected),

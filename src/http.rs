@@ -6,17 +6,20 @@
 //! | `GET /orders/uid/{order_uid}`, `GET /orders?order_uid={order_uid}` | the order with that uid |
 //!
 //! 200 carries the order's JSON and `X-Order-Id`; 400 (malformed id or uid) and 404 carry
-//! `{"error": "..."}`. Memory answers first; an order that the sweeper evicted, or that is not
+//! `{"error": "..."}`. Also `/` (a search page), `/metrics` (Prometheus), `/health/live` and
+//! `/health/ready`. Memory answers first; an order that the sweeper evicted, or that is not
 //! restored, is read from PostgreSQL. HTTP only reads: it never changes memory or PostgreSQL.
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use actix_web::dev::Server;
+use actix_web::dev::{Server, Service};
 use actix_web::http::{header, StatusCode};
 use actix_web::{guard, web, App, HttpRequest, HttpResponse, HttpServer};
 
 use crate::order::is_order_uid;
+use crate::stats::{names, Stats};
 use crate::store::memory::{MemoryStore, StoredOrder};
 use crate::store::postgres::{Database, DbError};
 
@@ -27,7 +30,12 @@ pub struct HttpState {
     pub memory: Arc<MemoryStore>,
     /// PostgreSQL, for orders not in memory.
     pub database: Database,
+    /// The pipeline's counters; readiness reads whether Kafka answers.
+    pub stats: Arc<Stats>,
 }
+
+/// How long readiness waits for PostgreSQL to answer.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// An order looked up by one of its keys.
 #[derive(Debug, Clone, Copy)]
@@ -46,11 +54,30 @@ pub fn build_server(
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .wrap_fn(|request, service| {
+                let started = Instant::now();
+                let route = request
+                    .match_pattern()
+                    .unwrap_or_else(|| "unmatched".to_string());
+                let response = service.call(request);
+                async move {
+                    let response = response.await?;
+                    let status = response.status().as_u16().to_string();
+                    metrics::counter!(names::HTTP_REQUESTS, "route" => route.clone(), "status" => status)
+                        .increment(1);
+                    metrics::histogram!(names::HTTP_SECONDS, "route" => route)
+                        .record(started.elapsed().as_secs_f64());
+                    Ok(response)
+                }
+            })
             .service(
                 web::resource("/")
                     .route(reading().to(index_page))
                     .default_service(web::to(method_not_allowed)),
             )
+            .route("/metrics", reading().to(metrics_text))
+            .route("/health/live", reading().to(live))
+            .route("/health/ready", reading().to(ready))
             .route("/app.js", reading().to(page_script))
             .route("/app.css", reading().to(page_style))
             .service(
@@ -81,6 +108,51 @@ pub fn build_server(
 
 fn reading() -> actix_web::Route {
     web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+}
+
+/// The Prometheus text exposition of every metric.
+async fn metrics_text() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(crate::stats::prometheus().render())
+}
+
+/// The process is up and answering.
+async fn live() -> HttpResponse {
+    json_answer(StatusCode::OK, serde_json::json!({ "status": "live" }))
+}
+
+/// Ready when memory is restored (always, once HTTP listens: it starts after the restore),
+/// PostgreSQL answers and Kafka answered the last request. 503 says which is missing.
+async fn ready(state: web::Data<HttpState>) -> HttpResponse {
+    let postgres = matches!(
+        tokio::time::timeout(READY_TIMEOUT, state.database.ping()).await,
+        Ok(Ok(()))
+    );
+    let kafka = state.stats.is_kafka_reachable();
+    let status = if postgres && kafka {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let word = |ok: bool| if ok { "ok" } else { "unreachable" };
+    json_answer(
+        status,
+        serde_json::json!({
+            "status": if status == StatusCode::OK { "ready" } else { "not ready" },
+            "restored": true,
+            "postgres": word(postgres),
+            "kafka": word(kafka),
+            "orders_in_memory": state.memory.len(),
+        }),
+    )
+}
+
+fn json_answer(status: StatusCode, body: serde_json::Value) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type(mime_json())
+        .insert_header(NO_SNIFF)
+        .body(body.to_string())
 }
 
 /// The search page, its script and its style: static files compiled into the binary.
@@ -291,10 +363,7 @@ fn mime_json() -> header::ContentType {
 }
 
 fn error(status: StatusCode, message: &str) -> HttpResponse {
-    HttpResponse::build(status)
-        .content_type(mime_json())
-        .insert_header(NO_SNIFF)
-        .body(serde_json::json!({ "error": message }).to_string())
+    json_answer(status, serde_json::json!({ "error": message }))
 }
 
 #[cfg(test)]

@@ -1,14 +1,54 @@
-//! The `orderstore` binary: settings, logs, signals, and the application. Everything else is
-//! in the library, so tests build the same application.
+//! The `orderstore` binary: settings, logs, signals, and one of three commands. Everything
+//! else is in the library, so tests build the same application.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use orderstore::app::Application;
+use clap::{Parser, Subcommand};
+use orderstore::app::{Application, StartError};
 use orderstore::config::Settings;
+use orderstore::writer::{self, WriterOptions, WriterProgress};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
+/// A high-throughput order store: Kafka in, PostgreSQL and memory, HTTP out. Settings come
+/// from the environment and `.env` (see README.md).
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service (the default).
+    Serve,
+    /// Produce random orders to KAFKA_TOPIC, creating the topic if it is missing.
+    Produce {
+        /// How many records to produce.
+        #[arg(long)]
+        count: u64,
+        /// Records per second; 0 means as fast as the broker takes them.
+        #[arg(long, default_value_t = 0.0)]
+        rate: f64,
+        /// Share of records that break the contract (0 to 1), of every kind it rejects.
+        #[arg(long, default_value_t = 0.0)]
+        invalid_ratio: f64,
+        /// Producing tasks.
+        #[arg(long, default_value_t = 4)]
+        tasks: usize,
+    },
+    /// Exit 0 when the service on HTTP_ADDR answers /health/ready with 200 (for containers).
+    Healthcheck,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
     // A missing .env is fine: every setting has a default.
     if let Err(error) = dotenvy::dotenv() {
         if !error.not_found() {
@@ -22,17 +62,117 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
-    orderstore::telemetry::init(&settings.log_level, settings.log_format);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings).await,
+        Command::Produce {
+            count,
+            rate,
+            invalid_ratio,
+            tasks,
+        } => {
+            anyhow::ensure!(
+                (0.0..=1.0).contains(&invalid_ratio),
+                "--invalid-ratio must be from 0 to 1"
+            );
+            anyhow::ensure!(rate >= 0.0, "--rate must be 0 or more");
+            let options = WriterOptions {
+                tasks: tasks.max(1),
+                rate,
+                invalid_ratio,
+                count: Some(count),
+            };
+            produce(settings, options).await
+        }
+        Command::Healthcheck => healthcheck(&settings),
+    }
+}
 
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    orderstore::telemetry::init(&settings.log_level, settings.log_format);
     let shutdown = CancellationToken::new();
     spawn_signal_handler(shutdown.clone()).context("cannot install signal handlers")?;
     let application = match Application::build(settings, shutdown).await {
         Ok(application) => application,
-        Err(orderstore::app::StartError::Cancelled) => return Ok(()),
+        Err(StartError::Cancelled) => return Ok(()),
         Err(error) => return Err(error.into()),
     };
     application.run_until_stopped().await?;
     Ok(())
+}
+
+/// `orderstore produce`: a progress bar while producing, then the count and the rate.
+async fn produce(settings: Settings, options: WriterOptions) -> anyhow::Result<()> {
+    orderstore::telemetry::init("warn", settings.log_format);
+    let shutdown = CancellationToken::new();
+    spawn_signal_handler(shutdown.clone()).context("cannot install signal handlers")?;
+    let client = orderstore::kafka::connect(&settings.kafka_brokers, &shutdown)
+        .await
+        .context("stopped before Kafka answered")?;
+    let partitions = orderstore::kafka::ensure_topic(&client, &settings)
+        .await
+        .with_context(|| format!("cannot find or create topic {}", settings.kafka_topic))?;
+    let producers =
+        writer::partition_clients(&client, &settings.kafka_topic, &partitions, &shutdown)
+            .await
+            .context("stopped before the partitions answered")?;
+
+    let total = options.count.unwrap_or(0);
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{wide_bar}] {pos}/{len} records, {per_sec}, eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let progress = Arc::new(WriterProgress::default());
+    let started = Instant::now();
+    let writers = tokio::spawn(writer::run_writers(
+        producers,
+        options,
+        Arc::clone(&progress),
+        shutdown,
+    ));
+    while !writers.is_finished() {
+        bar.set_position(progress.produced());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    writers.await.context("the writer tasks failed")?;
+    bar.set_position(progress.produced());
+    bar.finish();
+    let seconds = started.elapsed().as_secs_f64();
+    let valid = progress.valid.load(std::sync::atomic::Ordering::Relaxed);
+    let invalid = progress.invalid.load(std::sync::atomic::Ordering::Relaxed);
+    println!(
+        "produced {} records ({valid} valid, {invalid} invalid) to {} in {seconds:.2} s: {:.0} records/s",
+        valid + invalid,
+        settings.kafka_topic,
+        (valid + invalid) as f64 / seconds.max(1e-9)
+    );
+    anyhow::ensure!(
+        valid + invalid == total,
+        "stopped after {} of {total} records",
+        valid + invalid
+    );
+    Ok(())
+}
+
+/// `orderstore healthcheck`: GET /health/ready on this machine's HTTP_ADDR port.
+fn healthcheck(settings: &Settings) -> anyhow::Result<()> {
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], settings.http_addr.port()));
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(3))
+        .with_context(|| format!("nothing answers on {address}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream
+        .write_all(b"GET /health/ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    let status_line = answer.lines().next().unwrap_or_default();
+    if status_line.split(' ').nth(1) == Some("200") {
+        Ok(())
+    } else {
+        let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+        anyhow::bail!("not ready: {status_line} {body}")
+    }
 }
 
 /// The first SIGINT or SIGTERM starts an orderly shutdown; a second one exits at once.
