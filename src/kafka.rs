@@ -220,7 +220,9 @@ async fn read_partition(
             fetched = client.fetch_records(offset, 1..context.fetch_max_bytes, max_wait_ms) => fetched,
         };
         let records = match fetched {
-            Ok((records, high_watermark)) => {
+            // Kafka answers a fetch past the end with OffsetOutOfRange; tansu answers it with
+            // no records and a high watermark below the offset, which says the same.
+            Ok((records, high_watermark)) if !(records.is_empty() && high_watermark < offset) => {
                 backoff.reset();
                 context.stats.kafka_answered(true);
                 context
@@ -228,34 +230,17 @@ async fn read_partition(
                     .observe_high_watermark(partition, high_watermark);
                 records
             }
-            Err(KafkaError::ServerError {
+            Ok(_)
+            | Err(KafkaError::ServerError {
                 protocol_error: ProtocolError::OffsetOutOfRange,
                 ..
-            }) => {
-                match retry_until_ok("finding the earliest offset", shutdown, || {
-                    client.get_offset(OffsetAt::Earliest)
-                })
-                .await
-                {
-                    Some(earliest) => {
-                        // Behind the earliest record, retention deleted records before they
-                        // were read; ahead of the end, the topic was recreated. Either way
-                        // reading from the earliest kept record loses nothing more, and
-                        // re-reading is harmless.
-                        tracing::error!(
-                            topic,
-                            partition,
-                            offset,
-                            earliest,
-                            "offset is outside the partition, restarting from the earliest record"
-                        );
-                        offset = earliest;
-                        context.tracker.start(partition, offset, None);
-                        continue;
-                    }
-                    None => return,
+            }) => match restart_from_earliest(&context, &client, partition, offset).await {
+                Some(earliest) => {
+                    offset = earliest;
+                    continue;
                 }
-            }
+                None => return,
+            },
             Err(error) => {
                 context.stats.kafka_answered(false);
                 tracing::warn!(topic, partition, offset, %error, "Kafka fetch failed, retrying");
@@ -294,6 +279,31 @@ async fn read_partition(
         }
         offset = last + 1;
     }
+}
+
+/// The partition does not hold `offset`. Behind its earliest record, retention deleted records
+/// before they were read; ahead of its end, the topic was recreated. Either way, reading from
+/// the earliest record kept loses nothing more, and reading again is harmless. Returns that
+/// offset, or `None` on shutdown.
+async fn restart_from_earliest(
+    context: &ReaderContext,
+    client: &PartitionClient,
+    partition: i32,
+    offset: i64,
+) -> Option<i64> {
+    let earliest = retry_until_ok("finding the earliest offset", &context.shutdown, || {
+        client.get_offset(OffsetAt::Earliest)
+    })
+    .await?;
+    tracing::error!(
+        topic = context.topic,
+        partition,
+        offset,
+        earliest,
+        "offset is outside the partition, restarting from the earliest record"
+    );
+    context.tracker.start(partition, earliest, None);
+    Some(earliest)
 }
 
 /// The offset to start a partition from when none is stored. For `latest`, the high watermark

@@ -332,3 +332,44 @@ async fn orders_evicted_from_memory_are_still_served_from_postgres() {
     shutdown.cancel();
     assert!(matches!(running.await, Ok(Ok(()))));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_offsets_past_the_end_of_a_recreated_topic_restart_from_its_beginning() {
+    let services = services();
+    let database = create_database(&services.admin_url).await;
+    let db = connect_config(&database).await;
+    let topic = unique_name("orders");
+    let kafka = kafka_client().await;
+    let partitions = create_topic(&kafka, &topic, 2).await;
+    let orders = valid_orders(40);
+    for (index, partition) in partitions.iter().enumerate() {
+        let values = orders.iter().skip(index).step_by(2);
+        produce(
+            partition,
+            values.map(|(_, json)| Some(json.clone())).collect(),
+        )
+        .await;
+    }
+    // Offsets as a previous life of the topic left them: far past its end now.
+    orderstore::store::postgres::Database::new(database.clone(), 1, &topic)
+        .migrate()
+        .await
+        .unwrap_or_else(|error| panic!("cannot create the tables: {error}"));
+    db.execute(
+        "INSERT INTO kafka_offsets (kafka_topic, kafka_partition, next_offset) \
+         VALUES ($1, 0, 5000), ($1, 1, 5000)",
+        &[&topic],
+    )
+    .await
+    .unwrap_or_else(|error| panic!("{error}"));
+
+    let shutdown = CancellationToken::new();
+    let app = Application::build(settings(&database, &topic, &[]), shutdown.clone())
+        .await
+        .unwrap_or_else(|error| panic!("the application did not start: {error}"));
+    let running = tokio::spawn(app.run_until_stopped());
+    wait_until_caught_up(&db, &topic, &partitions, Duration::from_secs(60)).await;
+    assert_eq!(count(&db, "SELECT count(*) FROM orders").await, 40);
+    shutdown.cancel();
+    assert!(matches!(running.await, Ok(Ok(()))));
+}
