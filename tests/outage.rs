@@ -63,6 +63,10 @@ async fn a_postgres_outage_is_waited_out_without_losing_orders() {
     let answer = http(port, "GET", "/orders/uid/not-in-memory").await;
     assert_eq!(answer.status, 503);
     assert!(answer.json()["error"].is_string());
+    let ready = http(port, "GET", "/health/ready").await;
+    assert_eq!(ready.status, 503);
+    assert_eq!(ready.json()["postgres"], "unreachable");
+    assert_eq!(http(port, "GET", "/health/live").await.status, 200);
 
     cluster.start_server();
     let db = connect_config(&database).await;

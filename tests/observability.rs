@@ -1,0 +1,168 @@
+//! What an operator sees: `/metrics` scraped and compared with what was sent, and the health
+//! endpoints. One test in this binary, so the process-wide metrics count only its records.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::*;
+use orderstore::app::Application;
+use orderstore::generate::{invalid_record_of_kind, INVALID_KINDS};
+use tokio_util::sync::CancellationToken;
+
+/// Parses Prometheus text into `name{labels}` -> value.
+fn scrape(text: &str) -> HashMap<String, f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+        .filter_map(|line| line.rsplit_once(' '))
+        .filter_map(|(series, value)| Some((series.to_string(), value.parse().ok()?)))
+        .collect()
+}
+
+fn sum_of(metrics: &HashMap<String, f64>, name: &str) -> f64 {
+    metrics
+        .iter()
+        .filter(|(series, _)| *series == name || series.starts_with(&format!("{name}{{")))
+        .map(|(_, value)| value)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_health_tell_what_happened() {
+    let services = services();
+    let database = create_database(&services.admin_url).await;
+    let db = connect_config(&database).await;
+    let topic = unique_name("orders");
+    let kafka = kafka_client().await;
+    let partitions = create_topic(&kafka, &topic, 3).await;
+    let valid = valid_orders(120);
+    let mut rng = rand::rng();
+    let now = chrono::Utc::now();
+    let invalid: Vec<Vec<u8>> = INVALID_KINDS
+        .iter()
+        .map(|kind| invalid_record_of_kind(kind, &mut rng, now))
+        .collect();
+    let mut values: Vec<Option<Vec<u8>>> =
+        valid.iter().map(|(_, json)| Some(json.clone())).collect();
+    values.extend(invalid.iter().cloned().map(Some));
+    values.push(Some(valid[0].1.clone()));
+    for (index, partition) in partitions.iter().enumerate() {
+        produce(
+            partition,
+            values.iter().skip(index).step_by(3).cloned().collect(),
+        )
+        .await;
+    }
+
+    let shutdown = CancellationToken::new();
+    let app = Application::build(
+        settings(
+            &database,
+            &topic,
+            &[("MEMORY_ORDERS_LIMIT", "100"), ("SWEEP_INTERVAL", "100ms")],
+        ),
+        shutdown.clone(),
+    )
+    .await
+    .unwrap_or_else(|error| panic!("the application did not start: {error}"));
+    let port = app.http_port();
+    let running = tokio::spawn(app.run_until_stopped());
+    wait_until_caught_up(&db, &topic, &partitions, Duration::from_secs(60)).await;
+
+    let live = http(port, "GET", "/health/live").await;
+    assert_eq!(live.status, 200);
+    let ready = http(port, "GET", "/health/ready").await;
+    assert_eq!(
+        ready.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&ready.body)
+    );
+    assert_eq!(ready.json()["postgres"], "ok");
+    assert_eq!(ready.json()["kafka"], "ok");
+
+    for (uid, _) in valid.iter().take(7) {
+        assert_eq!(
+            http(port, "GET", &format!("/orders/uid/{uid}"))
+                .await
+                .status,
+            200
+        );
+    }
+    for _ in 0..3 {
+        assert_eq!(http(port, "GET", "/orders/abc").await.status, 400);
+    }
+    // The gauges are set every second and the sweeper runs every 100 ms.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let answer = http(port, "GET", "/metrics").await;
+    assert_eq!(answer.status, 200);
+    let text = String::from_utf8_lossy(&answer.body).to_string();
+    let metrics = scrape(&text);
+    let n_sent = values.len() as f64;
+    assert_eq!(
+        sum_of(&metrics, "orderstore_records_consumed_total"),
+        n_sent,
+        "{text}"
+    );
+    assert_eq!(
+        sum_of(&metrics, "orderstore_orders_stored_total"),
+        valid.len() as f64
+    );
+    assert_eq!(sum_of(&metrics, "orderstore_orders_duplicate_total"), 1.0);
+    assert_eq!(
+        sum_of(&metrics, "orderstore_records_rejected_total"),
+        invalid.len() as f64
+    );
+    assert!(
+        metrics.contains_key("orderstore_records_rejected_total{reason=\"not_utf8\"}"),
+        "{text}"
+    );
+    assert!(
+        metrics.contains_key("orderstore_records_rejected_total{reason=\"field_rule\"}"),
+        "{text}"
+    );
+    assert_eq!(
+        sum_of(&metrics, "orderstore_batch_size_records_sum"),
+        n_sent
+    );
+    assert!(sum_of(&metrics, "orderstore_postgres_write_seconds_count") >= 1.0);
+    assert!(
+        metrics.contains_key("orderstore_batch_processing_seconds_bucket{le=\"+Inf\"}"),
+        "{text}"
+    );
+    assert_eq!(
+        metrics.get("orderstore_orders_in_memory"),
+        Some(&100.0),
+        "{text}"
+    );
+    assert_eq!(
+        metrics.get("orderstore_evictions_total{cause=\"count\"}"),
+        Some(&(valid.len() as f64 - 100.0))
+    );
+    assert_eq!(sum_of(&metrics, "orderstore_consumer_lag_records"), 0.0);
+    assert!(
+        metrics.contains_key("orderstore_consumer_lag_records{partition=\"2\"}"),
+        "{text}"
+    );
+    assert_eq!(metrics.get("orderstore_channel_records"), Some(&0.0));
+    assert_eq!(
+        metrics.get(
+            "orderstore_http_requests_total{route=\"/orders/uid/{order_uid}\",status=\"200\"}"
+        ),
+        Some(&7.0),
+        "{text}"
+    );
+    assert_eq!(
+        metrics.get("orderstore_http_requests_total{route=\"/orders/{id}\",status=\"400\"}"),
+        Some(&3.0),
+        "{text}"
+    );
+    assert!(metrics.contains_key(
+        "orderstore_http_request_duration_seconds_count{route=\"/orders/uid/{order_uid}\"}"
+    ));
+
+    shutdown.cancel();
+    assert!(matches!(running.await, Ok(Ok(()))));
+}
