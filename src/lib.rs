@@ -13,7 +13,7 @@
 //! - [`http`]: the read-only HTTP API (actix-web);
 //! - [`app`]: wiring, start-up and ordered shutdown.
 //!
-//! Helpers: [`backoff`] (retries with jitter), [`stats`] (counters), [`telemetry`] (logs),
+//! Helpers: [`jsonb`] (the served JSON form), [`backoff`] (retries with jitter), [`stats`] (counters), [`telemetry`] (logs),
 //! [`generate`] (valid random orders for tests, demos and benchmarks).
 
 pub mod app;
@@ -28,6 +28,7 @@ pub mod sweeper;
 
 pub mod backoff;
 pub mod generate;
+pub mod jsonb;
 pub mod stats;
 pub mod telemetry;
 pub mod writer;

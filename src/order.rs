@@ -75,9 +75,9 @@ impl std::error::Error for Rejection {}
 
 /// An order that satisfies the contract, with the JSON form it is stored and served in.
 ///
-/// The JSON is the producer's order re-encoded compactly in the contract's field order: equal,
-/// field for field, to what was sent, and the same bytes whether the order came from Kafka or
-/// from PostgreSQL.
+/// The JSON is the producer's order, equal field for field to what was sent, in the text form
+/// PostgreSQL prints `jsonb` in (see [`crate::jsonb`]): the same bytes whether the order is
+/// served after ingestion or read back from PostgreSQL.
 #[derive(Debug, Clone)]
 pub struct Order {
     doc: OrderDoc,
@@ -111,29 +111,15 @@ impl Order {
         })?;
         let doc = OrderDoc::from_json(text)?;
         let date_created = doc.check(now)?;
-        let json = Bytes::from(serde_json::to_vec(&doc).map_err(|error| {
+        let value = serde_json::to_value(&doc).map_err(|error| {
             Rejection::new(".", format!("order cannot be encoded again: {error}"))
-        })?);
+        })?;
+        let mut json = String::with_capacity(raw.len() + raw.len() / 8);
+        crate::jsonb::write_jsonb_text(&value, &mut json);
         Ok(Order {
             doc,
             date_created,
-            json,
-        })
-    }
-
-    /// Rebuilds an order from JSON this service stored earlier, without the time-dependent
-    /// rules: a stored order stays valid after its `date_created` falls behind, and the
-    /// future-date rule held when it was accepted.
-    pub fn from_stored_json(text: &str) -> Result<Order, Rejection> {
-        let doc = OrderDoc::from_json(text)?;
-        let date_created = doc.check(DateTime::<Utc>::MAX_UTC)?;
-        let json = Bytes::from(serde_json::to_vec(&doc).map_err(|error| {
-            Rejection::new(".", format!("order cannot be encoded again: {error}"))
-        })?);
-        Ok(Order {
-            doc,
-            date_created,
-            json,
+            json: Bytes::from(json),
         })
     }
 
@@ -594,8 +580,8 @@ mod tests {
         assert_eq!(order.order_uid(), "b563feb7b2b84b6test");
         let served: Value = serde_json::from_slice(order.json()).unwrap_or(Value::Null);
         assert_eq!(served, canonical());
-        let again = Order::from_stored_json(std::str::from_utf8(order.json()).unwrap_or(""))
-            .unwrap_or_else(|rejection| panic!("stored order rejected: {rejection}"));
+        let again = Order::parse(order.json(), now(), 1 << 20)
+            .unwrap_or_else(|rejection| panic!("served order rejected: {rejection}"));
         assert_eq!(again.json(), order.json());
     }
 

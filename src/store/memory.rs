@@ -98,6 +98,14 @@ impl MemoryStore {
         self.by_id.len()
     }
 
+    /// Bytes of JSON held, the orders' own size (for the memory benchmark).
+    pub fn json_bytes(&self) -> usize {
+        self.by_id
+            .iter()
+            .map(|entry| entry.value().json.len())
+            .sum()
+    }
+
     /// Whether memory holds no order.
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()

@@ -1,0 +1,555 @@
+//! `orderstore-bench`: the load harnesses behind `scripts/bench-ingest` and
+//! `scripts/bench-http`. It measures orderstore against the ceilings of the services it sits
+//! between, on the same orders and the same machine.
+//!
+//! - `ingest`: fills a topic with generated orders, then measures (a) the broker alone: fetching
+//!   the whole topic with `KAFKA_READERS` readers; (b) PostgreSQL alone: binary COPY of the same
+//!   documents into a table shaped like `orders`, over `HANDLERS` connections; (c) orderstore
+//!   from offset 0 until every order is durable. Prints orders/s and orderstore's ratio.
+//! - `fill`: writes generated orders straight into orderstore's `orders` table, and the file of
+//!   their uids the HTTP benchmark draws from.
+//! - `restore`: times restoring memory from PostgreSQL and measures resident memory per order
+//!   against the orders' JSON size.
+//!
+//! Services come from `KAFKA_BROKERS` and `DATABASE_URL` (a superuser URL: databases are
+//! created per run); other settings from the environment and `.env`, as for the service.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use bytes::BufMut;
+use clap::{Parser, Subcommand};
+use orderstore::app::Application;
+use orderstore::config::Settings;
+use orderstore::kafka;
+use orderstore::writer::{self, WriterOptions, WriterProgress};
+use rskafka::client::partition::{PartitionClient, UnknownTopicHandling};
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Ingest benchmark: broker ceiling, PostgreSQL ceiling, orderstore.
+    Ingest {
+        /// Orders in the topic.
+        #[arg(long, default_value_t = 200_000)]
+        orders: u64,
+        /// Partitions of the topic.
+        #[arg(long, default_value_t = 8)]
+        partitions: i32,
+    },
+    /// Fill orderstore's tables in a new database with generated orders.
+    Fill {
+        /// Orders to write.
+        #[arg(long, default_value_t = 1_000_000)]
+        orders: u64,
+        /// Database to create and fill.
+        #[arg(long)]
+        database: String,
+        /// File to write the orders' uids to, one a line, in id order.
+        #[arg(long)]
+        uids: Option<std::path::PathBuf>,
+    },
+    /// Restore benchmark on a database `fill` made: restore time and memory per order.
+    Restore {
+        /// Database to restore from.
+        #[arg(long)]
+        database: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let _ = dotenvy::dotenv();
+    let settings = Settings::from_env()?;
+    orderstore::telemetry::init("warn", settings.log_format);
+    match cli.command {
+        Command::Ingest { orders, partitions } => ingest(settings, orders, partitions).await,
+        Command::Fill {
+            orders,
+            database,
+            uids,
+        } => fill(&settings, orders, &database, uids.as_deref()).await,
+        Command::Restore { database } => restore(settings, &database).await,
+    }
+}
+
+/// A stored document, as fetched back from the topic.
+struct Document {
+    partition: i32,
+    offset: i64,
+    value: Vec<u8>,
+}
+
+async fn ingest(mut settings: Settings, n_orders: u64, n_partitions: i32) -> anyhow::Result<()> {
+    let run = format!("bench_{}", std::process::id());
+    settings.kafka_topic = run.clone();
+    settings.kafka_partitions = n_partitions;
+    let never = CancellationToken::new();
+    let client = kafka::connect(&settings.kafka_brokers, &never)
+        .await
+        .context("no Kafka")?;
+    let partitions = kafka::ensure_topic(&client, &settings).await?;
+
+    // Fill the topic before anything reads it.
+    let producers = writer::partition_clients(&client, &run, &partitions, &never)
+        .await
+        .context("no partitions")?;
+    let started = Instant::now();
+    let options = WriterOptions {
+        tasks: 4,
+        rate: 0.0,
+        invalid_ratio: 0.0,
+        count: Some(n_orders),
+    };
+    writer::run_writers(
+        producers,
+        options,
+        Arc::new(WriterProgress::default()),
+        never.clone(),
+    )
+    .await;
+    eprintln!(
+        "filled topic {run}: {n_orders} orders, {} partitions, in {:.1} s",
+        partitions.len(),
+        started.elapsed().as_secs_f64()
+    );
+
+    // (a) The broker alone.
+    let started = Instant::now();
+    let documents = fetch_all(
+        &client,
+        &run,
+        &partitions,
+        settings.kafka_readers,
+        &settings,
+    )
+    .await?;
+    let broker_seconds = started.elapsed().as_secs_f64();
+    if documents.len() as u64 != n_orders {
+        bail!("fetched {} of {n_orders} orders", documents.len());
+    }
+    let json_bytes: usize = documents.iter().map(|document| document.value.len()).sum();
+
+    // (b) PostgreSQL alone.
+    let admin = settings.database_url.clone();
+    let copy_database = create_database(&admin, &format!("{run}_copy")).await?;
+    let started = Instant::now();
+    copy_documents(&copy_database, &run, &documents, settings.handlers).await?;
+    let postgres_seconds = started.elapsed().as_secs_f64();
+    if std::env::var_os("BENCH_INSERT").is_some() {
+        let insert_database = create_database(&admin, &format!("{run}_insert")).await?;
+        let started = Instant::now();
+        insert_documents(
+            &insert_database,
+            &run,
+            &documents,
+            settings.handlers,
+            settings.batch_size,
+        )
+        .await?;
+        eprintln!(
+            "(b') INSERT ... unnest ON CONFLICT, batches of {}: {:.2} s",
+            settings.batch_size,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    drop(documents);
+
+    // (c) orderstore, from offset 0 until every order is durable.
+    let mut app_settings = settings.clone();
+    app_settings.database_url = create_database(&admin, &format!("{run}_os")).await?;
+    app_settings.memory_restore = false;
+    app_settings.http_addr = "127.0.0.1:0".parse()?;
+    app_settings.kafka_start_offset = orderstore::config::StartOffset::Earliest;
+    let checker = connect(&app_settings.database_url).await?;
+    let shutdown = CancellationToken::new();
+    let started = Instant::now();
+    let app = Application::build(app_settings, shutdown.clone()).await?;
+    let running = tokio::spawn(app.run_until_stopped());
+    loop {
+        let row = checker
+            .query_one(
+                "SELECT coalesce(sum(next_offset), 0)::int8 FROM kafka_offsets WHERE kafka_topic = $1",
+                &[&run],
+            )
+            .await;
+        if matches!(row.map(|row| row.get::<_, i64>(0)), Ok(stored) if stored as u64 >= n_orders) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let orderstore_seconds = started.elapsed().as_secs_f64();
+    shutdown.cancel();
+    let _ = running.await;
+    let stored: i64 = checker
+        .query_one("SELECT count(*) FROM orders", &[])
+        .await?
+        .get(0);
+    if stored as u64 != n_orders {
+        bail!("orderstore stored {stored} of {n_orders} orders");
+    }
+
+    let rate = |seconds: f64| n_orders as f64 / seconds;
+    let ceiling = rate(broker_seconds).min(rate(postgres_seconds));
+    println!("ingest benchmark: {n_orders} orders ({:.0} bytes of JSON each), {} partitions, {} readers, {} handlers, batch {}",
+        json_bytes as f64 / n_orders as f64,
+        partitions.len(),
+        settings.kafka_readers,
+        settings.handlers,
+        settings.batch_size,
+    );
+    println!("| what | seconds | orders/s |");
+    println!("|---|---|---|");
+    println!(
+        "| (a) broker alone: fetch the topic, {} readers | {broker_seconds:.2} | {:.0} |",
+        settings.kafka_readers,
+        rate(broker_seconds)
+    );
+    println!(
+        "| (b) PostgreSQL alone: binary COPY, {} connections | {postgres_seconds:.2} | {:.0} |",
+        settings.handlers,
+        rate(postgres_seconds)
+    );
+    println!(
+        "| (c) orderstore, offset 0 to all durable | {orderstore_seconds:.2} | {:.0} |",
+        rate(orderstore_seconds)
+    );
+    println!(
+        "orderstore / min(a, b) = {:.2}",
+        rate(orderstore_seconds) / ceiling
+    );
+    Ok(())
+}
+
+/// Fetches every record of the topic with `n_readers` concurrent readers.
+async fn fetch_all(
+    client: &rskafka::client::Client,
+    topic: &str,
+    partitions: &[i32],
+    n_readers: usize,
+    settings: &Settings,
+) -> anyhow::Result<Vec<Document>> {
+    let mut readers = Vec::new();
+    for owned in kafka::assign_partitions(partitions, n_readers) {
+        let mut clients = Vec::new();
+        for partition in owned {
+            clients.push(
+                client
+                    .partition_client(topic, partition, UnknownTopicHandling::Retry)
+                    .await?,
+            );
+        }
+        let max_bytes = settings.kafka_fetch_max_bytes;
+        readers.push(tokio::spawn(async move {
+            let reads = clients
+                .into_iter()
+                .map(|client| read_partition(client, max_bytes));
+            futures_util::future::join_all(reads).await
+        }));
+    }
+    let mut documents = Vec::new();
+    for reader in readers {
+        for read in reader.await? {
+            documents.extend(read?);
+        }
+    }
+    Ok(documents)
+}
+
+async fn read_partition(client: PartitionClient, max_bytes: i32) -> anyhow::Result<Vec<Document>> {
+    let mut documents = Vec::new();
+    let mut offset = 0;
+    loop {
+        let (records, high_watermark) = client.fetch_records(offset, 1..max_bytes, 100).await?;
+        for record in records {
+            offset = record.offset + 1;
+            documents.push(Document {
+                partition: client.partition(),
+                offset: record.offset,
+                value: record.record.value.unwrap_or_default(),
+            });
+        }
+        if offset >= high_watermark {
+            return Ok(documents);
+        }
+    }
+}
+
+/// JSON text sent as a binary `jsonb` value (format version 1, then the text).
+#[derive(Debug)]
+struct JsonbText<'a>(&'a [u8]);
+
+impl ToSql for JsonbText<'_> {
+    fn to_sql(
+        &self,
+        _: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.put_u8(1);
+        out.put_slice(self.0);
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::JSONB
+    }
+
+    to_sql_checked!();
+}
+
+/// One row of the PostgreSQL ceiling's COPY.
+struct CopyRow {
+    order_uid: String,
+    created: chrono::DateTime<chrono::Utc>,
+    partition: i32,
+    offset: i64,
+    value: Vec<u8>,
+}
+
+/// Binary COPY of the documents into a table shaped like `orders`, split over `n_connections`.
+async fn copy_documents(
+    config: &tokio_postgres::Config,
+    topic: &str,
+    documents: &[Document],
+    n_connections: usize,
+) -> anyhow::Result<()> {
+    orderstore::store::postgres::Database::new(config.clone(), 1, topic)
+        .migrate()
+        .await?;
+    // The uid and date come from the documents, as orderstore would take them.
+    let rows: Vec<CopyRow> = documents
+        .iter()
+        .map(|document| {
+            let doc: orderstore::order::OrderDoc =
+                serde_json::from_slice(&document.value).unwrap_or_else(|error| panic!("{error}"));
+            let created = chrono::DateTime::parse_from_rfc3339(&doc.date_created)
+                .map(|at| at.with_timezone(&chrono::Utc))
+                .unwrap_or_default();
+            CopyRow {
+                order_uid: doc.order_uid,
+                created,
+                partition: document.partition,
+                offset: document.offset,
+                value: document.value.clone(),
+            }
+        })
+        .collect();
+    let chunk = rows.len().div_ceil(n_connections.max(1)).max(1);
+    let mut rows = rows.into_iter().peekable();
+    let mut copies = Vec::new();
+    while rows.peek().is_some() {
+        let share: Vec<CopyRow> = rows.by_ref().take(chunk).collect();
+        let client = connect(config).await?;
+        let topic = topic.to_string();
+        copies.push(tokio::spawn(async move {
+            let sink = client
+                .copy_in(
+                    "COPY orders (order_uid, date_created, body, kafka_topic, kafka_partition, kafka_offset) \
+                     FROM STDIN (FORMAT binary)",
+                )
+                .await?;
+            let types = [Type::TEXT, Type::TIMESTAMPTZ, Type::JSONB, Type::TEXT, Type::INT4, Type::INT8];
+            let writer = BinaryCopyInWriter::new(sink, &types);
+            futures_util::pin_mut!(writer);
+            for row in &share {
+                writer
+                    .as_mut()
+                    .write(&[
+                        &row.order_uid,
+                        &row.created,
+                        &JsonbText(&row.value),
+                        &topic,
+                        &row.partition,
+                        &row.offset,
+                    ])
+                    .await?;
+            }
+            writer.finish().await?;
+            Ok::<_, tokio_postgres::Error>(())
+        }));
+    }
+    for copy in copies {
+        copy.await??;
+    }
+    Ok(())
+}
+
+/// The orderstore write path without orderstore: batches through `Database::write_batch`.
+async fn insert_documents(
+    config: &tokio_postgres::Config,
+    topic: &str,
+    documents: &[Document],
+    n_connections: usize,
+    batch_size: usize,
+) -> anyhow::Result<()> {
+    let database = orderstore::store::postgres::Database::new(config.clone(), n_connections, topic);
+    database.migrate().await?;
+    let now = chrono::Utc::now();
+    let orders: Vec<(i32, i64, orderstore::order::Order)> = documents
+        .iter()
+        .map(|document| {
+            let order = orderstore::order::Order::parse(&document.value, now, 1 << 20)
+                .unwrap_or_else(|rejection| panic!("{rejection}"));
+            (document.partition, document.offset, order)
+        })
+        .collect();
+    let orders = Arc::new(orders);
+    let chunk = orders.len().div_ceil(n_connections.max(1));
+    let mut tasks = Vec::new();
+    for start in (0..orders.len()).step_by(chunk.max(1)) {
+        let orders = Arc::clone(&orders);
+        let database = database.clone();
+        tasks.push(tokio::spawn(async move {
+            let share = &orders[start..(start + chunk).min(orders.len())];
+            for batch in share.chunks(batch_size) {
+                let rows: Vec<orderstore::store::postgres::OrderRow<'_>> = batch
+                    .iter()
+                    .map(
+                        |(partition, offset, order)| orderstore::store::postgres::OrderRow {
+                            order,
+                            partition: *partition,
+                            offset: *offset,
+                        },
+                    )
+                    .collect();
+                database.write_batch(&rows, &[]).await?;
+            }
+            Ok::<_, orderstore::store::postgres::DbError>(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok(())
+}
+
+async fn connect(config: &tokio_postgres::Config) -> anyhow::Result<tokio_postgres::Client> {
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+async fn create_database(
+    admin: &tokio_postgres::Config,
+    name: &str,
+) -> anyhow::Result<tokio_postgres::Config> {
+    let client = connect(admin).await?;
+    // CREATE DATABASE cannot share an implicit transaction with another statement.
+    client
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+        .await?;
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await?;
+    let mut config = admin.clone();
+    config.dbname(name);
+    Ok(config)
+}
+
+async fn fill(
+    settings: &Settings,
+    n_orders: u64,
+    database: &str,
+    uids_path: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let config = create_database(&settings.database_url, database).await?;
+    let started = Instant::now();
+    let mut rng = rand::rng();
+    let now = chrono::Utc::now();
+    let documents: Vec<Document> = (0..n_orders)
+        .map(|index| Document {
+            partition: 0,
+            offset: index as i64,
+            value: orderstore::generate::random_order_json(&mut rng, now).1,
+        })
+        .collect();
+    copy_documents(&config, &settings.kafka_topic, &documents, 2).await?;
+    let client = connect(&config).await?;
+    client.batch_execute("VACUUM ANALYZE orders").await?;
+    if let Some(path) = uids_path {
+        let rows = client
+            .query("SELECT order_uid FROM orders ORDER BY id", &[])
+            .await?;
+        let uids: Vec<String> = rows.iter().map(|row| row.get::<_, String>(0)).collect();
+        std::fs::write(path, uids.join("\n") + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let json_bytes: usize = documents.iter().map(|document| document.value.len()).sum();
+    eprintln!(
+        "filled {database}: {n_orders} orders, {:.0} bytes of JSON each, in {:.1} s",
+        json_bytes as f64 / n_orders as f64,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn restore(mut settings: Settings, database: &str) -> anyhow::Result<()> {
+    settings.database_url.dbname(database);
+    settings.memory_restore = true;
+    settings.memory_max_age = None;
+    settings.http_addr = "127.0.0.1:0".parse()?;
+    settings.kafka_brokers = vec!["127.0.0.1:9".into()];
+    let checker = connect(&settings.database_url).await?;
+    let row = checker
+        .query_one(
+            "SELECT count(*), coalesce(sum(octet_length(body::text)), 0)::int8 FROM orders",
+            &[],
+        )
+        .await?;
+    let (n_orders, _): (i64, i64) = (row.get(0), row.get(1));
+    let resident_before = resident_bytes();
+    let shutdown = CancellationToken::new();
+    let started = Instant::now();
+    let app = Application::build(settings, shutdown.clone()).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let memory = app.memory();
+    let json_bytes: usize = memory.json_bytes();
+    let resident = resident_bytes().saturating_sub(resident_before);
+    println!(
+        "restore benchmark: {} orders in memory of {n_orders} stored",
+        memory.len()
+    );
+    println!("| what | value |");
+    println!("|---|---|");
+    println!("| restore time | {seconds:.2} s |");
+    println!(
+        "| restore rate | {:.0} orders/s |",
+        memory.len() as f64 / seconds
+    );
+    println!(
+        "| JSON served, per order | {:.0} bytes |",
+        json_bytes as f64 / memory.len() as f64
+    );
+    println!(
+        "| resident memory added, per order | {:.0} bytes |",
+        resident as f64 / memory.len() as f64
+    );
+    println!(
+        "| resident / JSON | {:.2} |",
+        resident as f64 / json_bytes as f64
+    );
+    shutdown.cancel();
+    app.run_until_stopped().await?;
+    Ok(())
+}
+
+/// This process's resident set size.
+fn resident_bytes() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: usize = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|field| field.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
