@@ -16,6 +16,11 @@ use tokio_util::sync::CancellationToken;
 
 /// A high-throughput order store: Kafka in, PostgreSQL and memory, HTTP out. Settings come
 /// from the environment and `.env` (see README.md).
+/// mimalloc: far less time in malloc and free than glibc's allocator on the ingest path, and
+/// less fragmentation for a store that holds a million small allocations.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(version)]
 struct Cli {

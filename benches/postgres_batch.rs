@@ -1,0 +1,37 @@
+//! Encoding one handler batch (1000 orders) into the binary COPY stream sent to PostgreSQL.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use orderstore::order::Order;
+use orderstore::store::postgres::{encode_copy, OrderRow};
+
+fn postgres_batch(c: &mut Criterion) {
+    let now = chrono::Utc::now();
+    let mut rng = rand::rng();
+    let orders: Vec<Order> = (0..1000)
+        .map(|_| {
+            let (_, json) = orderstore::generate::random_order_json(&mut rng, now);
+            Order::parse(&json, now, 1 << 20).unwrap_or_else(|rejection| panic!("{rejection}"))
+        })
+        .collect();
+    let rows: Vec<OrderRow<'_>> = orders
+        .iter()
+        .enumerate()
+        .map(|(index, order)| OrderRow {
+            order,
+            partition: (index % 8) as i32,
+            offset: index as i64,
+        })
+        .collect();
+    let ids: Vec<i64> = (1..=1000).collect();
+    let mut group = c.benchmark_group("postgres");
+    group.throughput(Throughput::Elements(1000));
+    group.bench_function("encode a 1000-order batch for binary COPY", |b| {
+        b.iter(|| encode_copy(black_box("orders"), black_box(&rows), &ids))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, postgres_batch);
+criterion_main!(benches);
