@@ -333,23 +333,22 @@ fn supervise(
 async fn restore(
     settings: &Settings,
     database: &Database,
-    memory: &MemoryStore,
+    memory: &Arc<MemoryStore>,
 ) -> Result<(), DbError> {
     let started = Instant::now();
     let created_after = settings
         .memory_max_age
         .and_then(|age| chrono::Duration::from_std(age).ok())
         .and_then(|age| chrono::Utc::now().checked_sub_signed(age));
-    let mut chunk = Vec::with_capacity(8192);
+    let parallelism = std::thread::available_parallelism().map_or(2, usize::from);
     let restored = database
-        .restore(settings.memory_orders_limit, created_after, |order| {
-            chunk.push(order);
-            if chunk.len() == chunk.capacity() {
-                memory.insert_many(chunk.drain(..));
-            }
-        })
+        .restore_into(
+            memory,
+            settings.memory_orders_limit,
+            created_after,
+            parallelism.min(settings.db_pool_size),
+        )
         .await?;
-    memory.insert_many(chunk);
     let seconds = started.elapsed().as_secs_f64();
     tracing::info!(
         restored,

@@ -76,7 +76,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let _ = dotenvy::dotenv();
     let settings = Settings::from_env()?;
-    orderstore::telemetry::init("warn", settings.log_format);
+    orderstore::telemetry::init("warn,rskafka=error", settings.log_format);
     match cli.command {
         Command::Ingest { orders, partitions } => ingest(settings, orders, partitions).await,
         Command::Fill {
@@ -150,9 +150,10 @@ async fn ingest(mut settings: Settings, n_orders: u64, n_partitions: i32) -> any
     // (b) PostgreSQL alone.
     let admin = settings.database_url.clone();
     let copy_database = create_database(&admin, &format!("{run}_copy")).await?;
+    let rows = copy_rows(&documents);
     let started = Instant::now();
     let cpu = cpu_seconds();
-    copy_documents(&copy_database, &run, &documents, settings.handlers).await?;
+    copy_documents(&copy_database, &run, rows, settings.handlers).await?;
     let postgres_seconds = started.elapsed().as_secs_f64();
     report_cpu("(b) PostgreSQL", cpu, postgres_seconds);
     if std::env::var_os("BENCH_INSERT").is_some() {
@@ -321,40 +322,45 @@ impl ToSql for JsonbText<'_> {
 /// One row of the PostgreSQL ceiling's COPY.
 struct CopyRow {
     order_uid: String,
+    /// The document as text, for the table's `body_text` column.
+    text: String,
     created: chrono::DateTime<chrono::Utc>,
     partition: i32,
     offset: i64,
     value: Vec<u8>,
 }
 
-/// Binary COPY of the documents into a table shaped like `orders`, split over `n_connections`.
-async fn copy_documents(
-    config: &tokio_postgres::Config,
-    topic: &str,
-    documents: &[Document],
-    n_connections: usize,
-) -> anyhow::Result<()> {
-    orderstore::store::postgres::Database::new(config.clone(), 1, topic)
-        .migrate()
-        .await?;
-    // The uid and date come from the documents, as orderstore would take them.
-    let rows: Vec<CopyRow> = documents
+/// The rows orderstore would store for the documents: uid, date and served text taken from
+/// the parsed order. Made before the clock starts: the ceiling is PostgreSQL's work alone.
+fn copy_rows(documents: &[Document]) -> Vec<CopyRow> {
+    let now = chrono::Utc::now();
+    documents
         .iter()
         .map(|document| {
-            let doc: orderstore::order::OrderDoc =
-                serde_json::from_slice(&document.value).unwrap_or_else(|error| panic!("{error}"));
-            let created = chrono::DateTime::parse_from_rfc3339(&doc.date_created)
-                .map(|at| at.with_timezone(&chrono::Utc))
-                .unwrap_or_default();
+            let order = orderstore::order::Order::parse(&document.value, now, 1 << 20)
+                .unwrap_or_else(|rejection| panic!("a generated order was rejected: {rejection}"));
             CopyRow {
-                order_uid: doc.order_uid,
-                created,
+                order_uid: order.order_uid().to_string(),
+                text: String::from_utf8_lossy(order.json()).into_owned(),
+                created: order.date_created(),
                 partition: document.partition,
                 offset: document.offset,
                 value: document.value.clone(),
             }
         })
-        .collect();
+        .collect()
+}
+
+/// Binary COPY of the rows into a table shaped like `orders`, split over `n_connections`.
+async fn copy_documents(
+    config: &tokio_postgres::Config,
+    topic: &str,
+    rows: Vec<CopyRow>,
+    n_connections: usize,
+) -> anyhow::Result<()> {
+    orderstore::store::postgres::Database::new(config.clone(), 1, topic)
+        .migrate()
+        .await?;
     let chunk = rows.len().div_ceil(n_connections.max(1)).max(1);
     let mut rows = rows.into_iter().peekable();
     let mut copies = Vec::new();
@@ -365,11 +371,19 @@ async fn copy_documents(
         copies.push(tokio::spawn(async move {
             let sink = client
                 .copy_in(
-                    "COPY orders (order_uid, date_created, body, kafka_topic, kafka_partition, kafka_offset) \
-                     FROM STDIN (FORMAT binary)",
+                    "COPY orders (order_uid, date_created, body, body_text, kafka_topic, \
+                     kafka_partition, kafka_offset) FROM STDIN (FORMAT binary)",
                 )
                 .await?;
-            let types = [Type::TEXT, Type::TIMESTAMPTZ, Type::JSONB, Type::TEXT, Type::INT4, Type::INT8];
+            let types = [
+                Type::TEXT,
+                Type::TIMESTAMPTZ,
+                Type::JSONB,
+                Type::TEXT,
+                Type::TEXT,
+                Type::INT4,
+                Type::INT8,
+            ];
             let writer = BinaryCopyInWriter::new(sink, &types);
             futures_util::pin_mut!(writer);
             for row in &share {
@@ -379,6 +393,7 @@ async fn copy_documents(
                         &row.order_uid,
                         &row.created,
                         &JsonbText(&row.value),
+                        &row.text,
                         &topic,
                         &row.partition,
                         &row.offset,
@@ -484,7 +499,7 @@ async fn fill(
             value: orderstore::generate::random_order_json(&mut rng, now).1,
         })
         .collect();
-    copy_documents(&config, &settings.kafka_topic, &documents, 2).await?;
+    copy_documents(&config, &settings.kafka_topic, copy_rows(&documents), 2).await?;
     let client = connect(&config).await?;
     client.batch_execute("VACUUM ANALYZE orders").await?;
     if let Some(path) = uids_path {
