@@ -21,7 +21,7 @@ use actix_web::{guard, web, App, HttpRequest, HttpResponse, HttpServer};
 use crate::order::is_order_uid;
 use crate::stats::{names, Stats};
 use crate::store::memory::{MemoryStore, StoredOrder};
-use crate::store::postgres::{Database, DbError};
+use crate::store::postgres::Database;
 
 /// What request handlers read.
 #[derive(Debug, Clone)]
@@ -277,13 +277,6 @@ async fn answer(state: &HttpState, key: OrderKey<'_>) -> HttpResponse {
                 &format!("no order with order_uid {uid}"),
             ),
         },
-        Err(DbError::Corrupt { id, reason }) => {
-            tracing::error!(id, reason, "a stored order is corrupt");
-            error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the stored order is corrupt",
-            )
-        }
         Err(db_error) => {
             tracing::warn!(error = %db_error, "order lookup in PostgreSQL failed");
             let mut response = error(

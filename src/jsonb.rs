@@ -8,13 +8,11 @@
 
 use std::fmt::Write as _;
 
-use serde_json::Value;
-
 use crate::order::{Delivery, Item, OrderDoc, Payment};
 
 /// Writes an order as PostgreSQL's `jsonb_out` would, without building a generic JSON value:
 /// the fields of each object are listed here in jsonb's order (by key length, then bytes),
-/// which a test checks against [`write_jsonb_text`].
+/// which a test checks against a generic writer of any JSON value.
 pub fn write_order(order: &OrderDoc, out: &mut String) {
     let mut object = ObjectWriter::new(out);
     object.key("entry").string(&order.entry);
@@ -128,46 +126,6 @@ impl<'a> ObjectWriter<'a> {
     }
 }
 
-/// Writes `value` as PostgreSQL's `jsonb_out` would.
-pub fn write_jsonb_text(value: &Value, out: &mut String) {
-    match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(flag) => out.push_str(if *flag { "true" } else { "false" }),
-        Value::Number(number) => {
-            let _ = write!(out, "{number}");
-        }
-        Value::String(text) => write_string(text, out),
-        Value::Array(items) => {
-            out.push('[');
-            for (index, item) in items.iter().enumerate() {
-                if index > 0 {
-                    out.push_str(", ");
-                }
-                write_jsonb_text(item, out);
-            }
-            out.push(']');
-        }
-        Value::Object(fields) => {
-            let mut entries: Vec<(&String, &Value)> = fields.iter().collect();
-            entries.sort_by(|(left, _), (right, _)| {
-                left.len()
-                    .cmp(&right.len())
-                    .then_with(|| left.as_bytes().cmp(right.as_bytes()))
-            });
-            out.push('{');
-            for (index, (key, field)) in entries.into_iter().enumerate() {
-                if index > 0 {
-                    out.push_str(", ");
-                }
-                write_string(key, out);
-                out.push_str(": ");
-                write_jsonb_text(field, out);
-            }
-            out.push('}');
-        }
-    }
-}
-
 fn write_string(text: &str, out: &mut String) {
     out.push('"');
     // Most strings need no escape at all: copy them whole.
@@ -200,7 +158,48 @@ fn write_string(text: &str, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
+
+    /// The reference: any JSON value as `jsonb_out` prints it, keys sorted at run time.
+    /// Writes `value` as PostgreSQL's `jsonb_out` would.
+    fn write_jsonb_text(value: &Value, out: &mut String) {
+        match value {
+            Value::Null => out.push_str("null"),
+            Value::Bool(flag) => out.push_str(if *flag { "true" } else { "false" }),
+            Value::Number(number) => {
+                let _ = write!(out, "{number}");
+            }
+            Value::String(text) => write_string(text, out),
+            Value::Array(items) => {
+                out.push('[');
+                for (index, item) in items.iter().enumerate() {
+                    if index > 0 {
+                        out.push_str(", ");
+                    }
+                    write_jsonb_text(item, out);
+                }
+                out.push(']');
+            }
+            Value::Object(fields) => {
+                let mut entries: Vec<(&String, &Value)> = fields.iter().collect();
+                entries.sort_by(|(left, _), (right, _)| {
+                    left.len()
+                        .cmp(&right.len())
+                        .then_with(|| left.as_bytes().cmp(right.as_bytes()))
+                });
+                out.push('{');
+                for (index, (key, field)) in entries.into_iter().enumerate() {
+                    if index > 0 {
+                        out.push_str(", ");
+                    }
+                    write_string(key, out);
+                    out.push_str(": ");
+                    write_jsonb_text(field, out);
+                }
+                out.push('}');
+            }
+        }
+    }
 
     fn text(value: Value) -> String {
         let mut out = String::new();

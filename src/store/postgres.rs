@@ -22,7 +22,7 @@ use crate::store::memory::{MemoryStore, StoredOrder};
 /// Longest rejection reason stored; serde messages can quote a whole hostile value.
 const MAX_REASON_CHARS: usize = 1000;
 
-/// Errors of the PostgreSQL layer. All of them are worth retrying except [`DbError::Corrupt`].
+/// Errors of the PostgreSQL layer. [`DbError::is_refusal`] tells the ones retrying cannot fix.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     /// No connection could be had from the pool (PostgreSQL down or the pool exhausted).
@@ -34,14 +34,6 @@ pub enum DbError {
     /// A restore task panicked or was cancelled.
     #[error("a restore task failed: {0}")]
     Task(String),
-    /// A stored order no longer reads as an order; an operator must look at the row.
-    #[error("stored order {id} is not a valid order: {reason}")]
-    Corrupt {
-        /// The row's id.
-        id: i64,
-        /// What is wrong with it.
-        reason: String,
-    },
 }
 
 impl DbError {
@@ -464,7 +456,7 @@ impl Database {
         while let Some(row) = rows.try_next().await? {
             match stored_order(&row) {
                 Ok(order) => chunk.push(order),
-                Err(error) => tracing::error!(%error, "skipping a corrupt order while restoring"),
+                Err(error) => tracing::error!(%error, "skipping an unreadable row while restoring"),
             }
             if chunk.len() == CHUNK {
                 n_loaded += chunk.len();
