@@ -56,17 +56,11 @@ pub fn build_server(
             .app_data(state.clone())
             .wrap_fn(|request, service| {
                 let started = Instant::now();
-                let route = request
-                    .match_pattern()
-                    .unwrap_or_else(|| "unmatched".to_string());
+                let route = route_label(request.path());
                 let response = service.call(request);
                 async move {
                     let response = response.await?;
-                    let status = response.status().as_u16().to_string();
-                    metrics::counter!(names::HTTP_REQUESTS, "route" => route.clone(), "status" => status)
-                        .increment(1);
-                    metrics::histogram!(names::HTTP_SECONDS, "route" => route)
-                        .record(started.elapsed().as_secs_f64());
+                    observe_request(route, response.status().as_u16(), started);
                     Ok(response)
                 }
             })
@@ -108,6 +102,53 @@ pub fn build_server(
 
 fn reading() -> actix_web::Route {
     web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+}
+
+/// The route pattern a path is served by, as a metric label. actix can say it too
+/// (`match_pattern`), but it matches the path again and allocates a string on every request;
+/// the routes are few and fixed, and a test keeps this table in step with them.
+fn route_label(path: &str) -> &'static str {
+    match path {
+        "/" => "/",
+        "/orders" => "/orders",
+        "/metrics" => "/metrics",
+        "/health/live" => "/health/live",
+        "/health/ready" => "/health/ready",
+        "/app.js" => "/app.js",
+        "/app.css" => "/app.css",
+        _ => match path.strip_prefix("/orders/") {
+            Some(rest)
+                if rest.len() > 4 && rest.starts_with("uid/") && !rest[4..].contains('/') =>
+            {
+                "/orders/uid/{order_uid}"
+            }
+            Some(rest) if !rest.is_empty() && !rest.contains('/') => "/orders/{id}",
+            _ => "unmatched",
+        },
+    }
+}
+
+/// Counts a request and records its latency. Metric handles are looked up in the registry
+/// once per worker thread and route/status, then kept: the registry lookup (hashing labels,
+/// allocating keys) would otherwise be paid on every request.
+fn observe_request(route: &'static str, status: u16, started: Instant) {
+    type Handles = (metrics::Counter, metrics::Histogram);
+    thread_local! {
+        static HANDLES: std::cell::RefCell<std::collections::HashMap<(&'static str, u16), Handles>> =
+            std::cell::RefCell::new(std::collections::HashMap::new());
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    HANDLES.with(|handles| {
+        let mut handles = handles.borrow_mut();
+        let (requests, latency) = handles.entry((route, status)).or_insert_with(|| {
+            (
+                metrics::counter!(names::HTTP_REQUESTS, "route" => route, "status" => status.to_string()),
+                metrics::histogram!(names::HTTP_SECONDS, "route" => route),
+            )
+        });
+        requests.increment(1);
+        latency.record(seconds);
+    });
 }
 
 /// The Prometheus text exposition of every metric.
@@ -362,6 +403,30 @@ fn error(status: StatusCode, message: &str) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn route_labels_follow_the_routes() {
+        let cases = [
+            ("/", "/"),
+            ("/orders", "/orders"),
+            ("/orders/42", "/orders/{id}"),
+            ("/orders/abc", "/orders/{id}"),
+            ("/orders/uid", "/orders/{id}"),
+            ("/orders/uid/b563feb7b2b84b6test", "/orders/uid/{order_uid}"),
+            ("/orders/uid/", "unmatched"),
+            ("/orders/42/", "unmatched"),
+            ("/orders/", "unmatched"),
+            ("/metrics", "/metrics"),
+            ("/health/live", "/health/live"),
+            ("/health/ready", "/health/ready"),
+            ("/app.js", "/app.js"),
+            ("/app.css", "/app.css"),
+            ("/nothing", "unmatched"),
+        ];
+        for (path, label) in cases {
+            assert_eq!(route_label(path), label, "{path}");
+        }
+    }
 
     #[test]
     fn only_canonical_positive_ids_parse() {
