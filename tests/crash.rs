@@ -24,22 +24,14 @@ fn start_binary(env: &[(String, String)]) -> KillOnDrop {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_instance_restarts_and_stores_every_order_exactly_once() {
     const N_ORDERS: usize = 30_000;
-    let services = services();
-    let database = create_database(&services.admin_url).await;
-    let db = connect_config(&database).await;
-    let topic = unique_name("orders");
-    let kafka = kafka_client().await;
-    let partitions = create_topic(&kafka, &topic, 4).await;
+    let TestBed {
+        database,
+        db,
+        topic,
+        partitions,
+    } = TestBed::new(4).await;
     let orders = valid_orders(N_ORDERS);
-    for (index, partition) in partitions.iter().enumerate() {
-        let values = orders
-            .iter()
-            .skip(index)
-            .step_by(partitions.len())
-            .map(|(_, json)| Some(json.clone()))
-            .collect();
-        produce(partition, values).await;
-    }
+    produce_spread(&partitions, &orders).await;
 
     // Small batches and one handler make ingestion slow enough to kill it half-way.
     let mut env = binary_env(&database, &topic, http_port());

@@ -88,14 +88,7 @@ async fn a_kafka_outage_is_waited_out_without_losing_orders() {
     let partitions = create_topic(&kafka, &topic, 2).await;
     let orders = valid_orders(1_000);
     let (before, after) = orders.split_at(500);
-    for (index, partition) in partitions.iter().enumerate() {
-        let values = before.iter().skip(index).step_by(2);
-        produce(
-            partition,
-            values.map(|(_, json)| Some(json.clone())).collect(),
-        )
-        .await;
-    }
+    produce_spread(&partitions, before).await;
 
     let shutdown = CancellationToken::new();
     let app = Application::build(
@@ -119,14 +112,7 @@ async fn a_kafka_outage_is_waited_out_without_losing_orders() {
     );
 
     proxy.restore().await;
-    for (index, partition) in partitions.iter().enumerate() {
-        let values = after.iter().skip(index).step_by(2);
-        produce(
-            partition,
-            values.map(|(_, json)| Some(json.clone())).collect(),
-        )
-        .await;
-    }
+    produce_spread(&partitions, after).await;
     wait_until_caught_up(&db, &topic, &partitions, Duration::from_secs(90)).await;
     assert_eq!(count(&db, "SELECT count(*) FROM orders").await, 1_000);
     for (uid, _) in after {

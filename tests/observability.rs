@@ -30,12 +30,12 @@ fn sum_of(metrics: &HashMap<String, f64>, name: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_and_health_tell_what_happened() {
-    let services = services();
-    let database = create_database(&services.admin_url).await;
-    let db = connect_config(&database).await;
-    let topic = unique_name("orders");
-    let kafka = kafka_client().await;
-    let partitions = create_topic(&kafka, &topic, 3).await;
+    let TestBed {
+        database,
+        db,
+        topic,
+        partitions,
+    } = TestBed::new(3).await;
     let valid = valid_orders(120);
     let mut rng = rand::rng();
     let now = chrono::Utc::now();

@@ -20,17 +20,7 @@ async fn a_postgres_outage_is_waited_out_without_losing_orders() {
     let partitions = create_topic(&kafka, &topic, 2).await;
     let orders = valid_orders(2_000);
     let (before, during) = orders.split_at(1_000);
-    let values = |orders: &[(String, Vec<u8>)], partition: usize| {
-        orders
-            .iter()
-            .skip(partition)
-            .step_by(2)
-            .map(|(_, json)| Some(json.clone()))
-            .collect::<Vec<_>>()
-    };
-    for (index, partition) in partitions.iter().enumerate() {
-        produce(partition, values(before, index)).await;
-    }
+    produce_spread(&partitions, before).await;
 
     let shutdown = CancellationToken::new();
     let app = Application::build(settings(&database, &topic, &[]), shutdown.clone())
@@ -47,9 +37,7 @@ async fn a_postgres_outage_is_waited_out_without_losing_orders() {
     assert_eq!(memory.len(), 1_000);
 
     cluster.stop_server();
-    for (index, partition) in partitions.iter().enumerate() {
-        produce(partition, values(during, index)).await;
-    }
+    produce_spread(&partitions, during).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
 
     // While PostgreSQL is down: nothing new is durable, so nothing new is in memory and no

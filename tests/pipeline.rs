@@ -74,12 +74,12 @@ fn invalid_records() -> Vec<(Option<Vec<u8>>, &'static str)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_flow_from_kafka_to_http_and_postgres() {
-    let services = services();
-    let database = create_database(&services.admin_url).await;
-    let db = connect_config(&database).await;
-    let topic = unique_name("orders");
-    let kafka = kafka_client().await;
-    let partitions = create_topic(&kafka, &topic, 4).await;
+    let TestBed {
+        database,
+        db,
+        topic,
+        partitions,
+    } = TestBed::new(4).await;
 
     // The canonical order, 300 generated ones spread over the partitions, the canonical order
     // again (a resend: counted, not stored), and the invalid records.
@@ -241,12 +241,12 @@ async fn orders_flow_from_kafka_to_http_and_postgres() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_instance_serves_the_same_ids_and_stores_nothing_twice() {
-    let services = services();
-    let database = create_database(&services.admin_url).await;
-    let db = connect_config(&database).await;
-    let topic = unique_name("orders");
-    let kafka = kafka_client().await;
-    let partitions = create_topic(&kafka, &topic, 3).await;
+    let TestBed {
+        database,
+        db,
+        topic,
+        partitions,
+    } = TestBed::new(3).await;
     let orders = valid_orders(200);
     for (index, (_, json)) in orders.iter().enumerate() {
         produce(&partitions[index % 3], vec![Some(json.clone())]).await;
@@ -307,12 +307,12 @@ async fn a_restarted_instance_serves_the_same_ids_and_stores_nothing_twice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_evicted_from_memory_are_still_served_from_postgres() {
-    let services = services();
-    let database = create_database(&services.admin_url).await;
-    let db = connect_config(&database).await;
-    let topic = unique_name("orders");
-    let kafka = kafka_client().await;
-    let partitions = create_topic(&kafka, &topic, 1).await;
+    let TestBed {
+        database,
+        db,
+        topic,
+        partitions,
+    } = TestBed::new(1).await;
     let orders = valid_orders(50);
     produce(
         &partitions[0],
@@ -353,21 +353,14 @@ async fn orders_evicted_from_memory_are_still_served_from_postgres() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stored_offsets_past_the_end_of_a_recreated_topic_restart_from_its_beginning() {
-    let services = services();
-    let database = create_database(&services.admin_url).await;
-    let db = connect_config(&database).await;
-    let topic = unique_name("orders");
-    let kafka = kafka_client().await;
-    let partitions = create_topic(&kafka, &topic, 2).await;
+    let TestBed {
+        database,
+        db,
+        topic,
+        partitions,
+    } = TestBed::new(2).await;
     let orders = valid_orders(40);
-    for (index, partition) in partitions.iter().enumerate() {
-        let values = orders.iter().skip(index).step_by(2);
-        produce(
-            partition,
-            values.map(|(_, json)| Some(json.clone())).collect(),
-        )
-        .await;
-    }
+    produce_spread(&partitions, &orders).await;
     // Offsets as a previous life of the topic left them: far past its end now.
     orderstore::store::postgres::Database::new(database.clone(), 1, &topic)
         .migrate()

@@ -236,12 +236,12 @@ impl RunningInstance {
     /// Produces `orders` to a fresh topic, starts the application on a fresh database and
     /// waits until everything is ingested.
     async fn start(orders: Vec<Vec<u8>>) -> RunningInstance {
-        let services = services();
-        let database = create_database(&services.admin_url).await;
-        let db = connect_config(&database).await;
-        let topic = unique_name("orders");
-        let kafka = kafka_client().await;
-        let partitions = create_topic(&kafka, &topic, 1).await;
+        let TestBed {
+            database,
+            db,
+            topic,
+            partitions,
+        } = TestBed::new(1).await;
         produce(&partitions[0], orders.into_iter().map(Some).collect()).await;
 
         let shutdown = CancellationToken::new();

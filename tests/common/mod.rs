@@ -448,6 +448,47 @@ pub async fn create_topic(
     clients
 }
 
+/// A test's own database and topic on the shared services.
+pub struct TestBed {
+    /// The test's database.
+    pub database: tokio_postgres::Config,
+    /// A connection to it, for the test's checks.
+    pub db: tokio_postgres::Client,
+    /// The test's topic.
+    pub topic: String,
+    /// A client per partition of the topic.
+    pub partitions: Vec<Arc<PartitionClient>>,
+}
+
+impl TestBed {
+    /// A fresh database and a fresh topic with `n_partitions` partitions.
+    pub async fn new(n_partitions: i32) -> TestBed {
+        let database = create_database(&services().admin_url).await;
+        let db = connect_config(&database).await;
+        let topic = unique_name("orders");
+        let partitions = create_topic(&kafka_client().await, &topic, n_partitions).await;
+        TestBed {
+            database,
+            db,
+            topic,
+            partitions,
+        }
+    }
+}
+
+/// Produces the orders round-robin over the partitions: order `i` to partition `i % n`.
+pub async fn produce_spread(partitions: &[Arc<PartitionClient>], orders: &[(String, Vec<u8>)]) {
+    for (index, partition) in partitions.iter().enumerate() {
+        let values = orders
+            .iter()
+            .skip(index)
+            .step_by(partitions.len())
+            .map(|(_, json)| Some(json.clone()))
+            .collect();
+        produce(partition, values).await;
+    }
+}
+
 /// Produces `values` to `partition`, in batches, and returns their offsets.
 pub async fn produce(partition: &PartitionClient, values: Vec<Option<Vec<u8>>>) -> Vec<i64> {
     let mut offsets = Vec::with_capacity(values.len());
