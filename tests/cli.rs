@@ -7,7 +7,6 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use orderstore::app::Application;
 use tokio_util::sync::CancellationToken;
 
 fn orderstore(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
@@ -97,7 +96,7 @@ async fn healthcheck_follows_readiness_and_the_built_in_writer_feeds_the_service
     assert!(!output.status.success());
 
     let shutdown = CancellationToken::new();
-    let app = Application::build(
+    let app = build_app(
         settings(
             &database,
             &topic,

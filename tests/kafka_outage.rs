@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use orderstore::app::Application;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
@@ -91,7 +90,7 @@ async fn a_kafka_outage_is_waited_out_without_losing_orders() {
     produce_spread(&partitions, before).await;
 
     let shutdown = CancellationToken::new();
-    let app = Application::build(
+    let app = build_app(
         settings(&database, &topic, &[("KAFKA_BROKERS", &brokers)]),
         shutdown.clone(),
     )

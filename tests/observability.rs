@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::*;
-use orderstore::app::Application;
 use orderstore::generate::{invalid_record_of_kind, INVALID_KINDS};
 use tokio_util::sync::CancellationToken;
 
@@ -56,7 +55,7 @@ async fn metrics_and_health_tell_what_happened() {
     }
 
     let shutdown = CancellationToken::new();
-    let app = Application::build(
+    let app = build_app(
         settings(
             &database,
             &topic,

@@ -6,7 +6,6 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use orderstore::app::Application;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -23,7 +22,7 @@ async fn a_postgres_outage_is_waited_out_without_losing_orders() {
     produce_spread(&partitions, before).await;
 
     let shutdown = CancellationToken::new();
-    let app = Application::build(settings(&database, &topic, &[]), shutdown.clone())
+    let app = build_app(settings(&database, &topic, &[]), shutdown.clone())
         .await
         .unwrap_or_else(|error| panic!("the application did not start: {error}"));
     let port = app.http_port();

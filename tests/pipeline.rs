@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::*;
-use orderstore::app::Application;
 use orderstore::stats::Stats;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -110,7 +109,7 @@ async fn orders_flow_from_kafka_to_http_and_postgres() {
     }
 
     let shutdown = CancellationToken::new();
-    let app = Application::build(
+    let app = build_app(
         settings(&database, &topic, &[("MAX_RECORD_BYTES", "65536")]),
         shutdown.clone(),
     )
@@ -254,7 +253,7 @@ async fn a_restarted_instance_serves_the_same_ids_and_stores_nothing_twice() {
 
     // First instance: ingest everything, then stop.
     let shutdown = CancellationToken::new();
-    let first = Application::build(settings(&database, &topic, &[]), shutdown.clone())
+    let first = build_app(settings(&database, &topic, &[]), shutdown.clone())
         .await
         .unwrap_or_else(|error| panic!("the first instance did not start: {error}"));
     let running = tokio::spawn(first.run_until_stopped());
@@ -280,7 +279,7 @@ async fn a_restarted_instance_serves_the_same_ids_and_stores_nothing_twice() {
                 .unwrap_or_else(|error| panic!("{error}"));
         }
         let shutdown = CancellationToken::new();
-        let app = Application::build(settings(&database, &topic, &[]), shutdown.clone())
+        let app = build_app(settings(&database, &topic, &[]), shutdown.clone())
             .await
             .unwrap_or_else(|error| panic!("the instance did not start: {error}"));
         assert_eq!(app.memory().len(), orders.len(), "memory was not restored");
@@ -321,7 +320,7 @@ async fn orders_evicted_from_memory_are_still_served_from_postgres() {
     .await;
 
     let shutdown = CancellationToken::new();
-    let app = Application::build(
+    let app = build_app(
         settings(
             &database,
             &topic,
@@ -375,7 +374,7 @@ async fn stored_offsets_past_the_end_of_a_recreated_topic_restart_from_its_begin
     .unwrap_or_else(|error| panic!("{error}"));
 
     let shutdown = CancellationToken::new();
-    let app = Application::build(settings(&database, &topic, &[]), shutdown.clone())
+    let app = build_app(settings(&database, &topic, &[]), shutdown.clone())
         .await
         .unwrap_or_else(|error| panic!("the application did not start: {error}"));
     let running = tokio::spawn(app.run_until_stopped());

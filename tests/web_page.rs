@@ -16,7 +16,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use orderstore::app::{Application, RunError};
+use orderstore::app::RunError;
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -245,7 +245,7 @@ impl RunningInstance {
         produce(&partitions[0], orders.into_iter().map(Some).collect()).await;
 
         let shutdown = CancellationToken::new();
-        let app = Application::build(settings(&database, &topic, &[]), shutdown.clone())
+        let app = build_app(settings(&database, &topic, &[]), shutdown.clone())
             .await
             .unwrap_or_else(|error| panic!("the application did not start: {error}"));
         let port = app.http_port();

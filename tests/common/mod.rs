@@ -365,6 +365,23 @@ pub fn settings(
     settings
 }
 
+/// `Application::build` with a time limit: start-up waits for PostgreSQL forever (by design),
+/// and a test must fail, not hang, when it never comes.
+pub async fn build_app(
+    settings: Settings,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<orderstore::app::Application, orderstore::app::StartError> {
+    const LIMIT: Duration = Duration::from_secs(120);
+    tokio::time::timeout(
+        LIMIT,
+        orderstore::app::Application::build(settings, shutdown),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        panic!("the application did not start within {LIMIT:?}; is PostgreSQL reachable?")
+    })
+}
+
 /// Environment variables that start the binary like [`settings`] configures the library.
 pub fn binary_env(
     database: &tokio_postgres::Config,
