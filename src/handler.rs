@@ -136,6 +136,7 @@ pub async fn handle_batch(context: &HandlerContext, records: &[KafkaRecord]) {
             write_one_by_one(context, &rows, &rejects).await
         }
     };
+    let write_seconds = write_started.elapsed().as_secs_f64();
 
     let by_uid: HashMap<&str, &Order> = rows
         .iter()
@@ -159,7 +160,6 @@ pub async fn handle_batch(context: &HandlerContext, records: &[KafkaRecord]) {
             .map(|record| (record.partition, record.offset)),
     );
 
-    let write_seconds = write_started.elapsed().as_secs_f64();
     context.stats.stored(inserted.len());
     context
         .stats
