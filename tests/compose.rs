@@ -353,3 +353,37 @@ fn kafka_is_apache_kafka_and_postgres_is_health_checked() {
         "postgres's healthcheck must ask pg_isready, runs {postgres_check:?}"
     );
 }
+
+/// The Dockerfile caches dependencies by building a stand-in crate from Cargo.toml alone; the
+/// manifest does not load unless every benchmark it declares has a file, so the stand-in step
+/// must create each one.
+#[test]
+fn the_dockerfile_stands_in_for_every_declared_benchmark() {
+    let manifest = std::fs::read_to_string(project_root().join("Cargo.toml"))
+        .unwrap_or_else(|error| panic!("cannot read Cargo.toml: {error}"));
+    let dockerfile = std::fs::read_to_string(project_root().join("Dockerfile"))
+        .unwrap_or_else(|error| panic!("cannot read the Dockerfile: {error}"));
+    let stand_ins = dockerfile
+        .lines()
+        .find(|line| line.contains("for bench in"))
+        .unwrap_or_else(|| panic!("the Dockerfile makes no stand-in benchmarks"));
+    let declared: Vec<&str> = manifest
+        .split("[[bench]]")
+        .skip(1)
+        .filter_map(|section| {
+            section
+                .lines()
+                .find(|line| line.trim_start().starts_with("name"))
+        })
+        .filter_map(|line| line.split('"').nth(1))
+        .collect();
+    assert!(!declared.is_empty(), "no [[bench]] found in Cargo.toml");
+    for bench in declared {
+        assert!(
+            stand_ins
+                .split_whitespace()
+                .any(|word| word.trim_end_matches(';') == bench),
+            "the Dockerfile's stand-in step does not create benches/{bench}.rs"
+        );
+    }
+}
