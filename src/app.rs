@@ -99,16 +99,16 @@ impl Application {
             .await
             .ok_or(StartError::Cancelled)?;
 
-        let memory = Arc::new(MemoryStore::new());
-        if settings.memory_restore {
-            // Restoring twice inserts nothing twice (memory keys by id), so a failed attempt
-            // is simply run again.
+        let memory = if settings.memory_restore {
+            // A failed attempt leaves nothing behind: the next one starts a new store.
             retry_until_ok("restoring memory from PostgreSQL", &shutdown, || {
-                restore(&settings, &database, &memory)
+                restore(&settings, &database)
             })
             .await
-            .ok_or(StartError::Cancelled)?;
-        }
+            .ok_or(StartError::Cancelled)?
+        } else {
+            Arc::new(MemoryStore::new())
+        };
         let stored_offsets = retry_until_ok("loading stored offsets", &shutdown, || {
             database.load_offsets()
         })
@@ -330,24 +330,19 @@ fn supervise(
     })
 }
 
-async fn restore(
-    settings: &Settings,
-    database: &Database,
-    memory: &Arc<MemoryStore>,
-) -> Result<(), DbError> {
+async fn restore(settings: &Settings, database: &Database) -> Result<Arc<MemoryStore>, DbError> {
     let started = Instant::now();
     let created_after = settings
         .memory_max_age
         .and_then(|age| chrono::Duration::from_std(age).ok())
         .and_then(|age| chrono::Utc::now().checked_sub_signed(age));
+    let plan = database
+        .plan_restore(settings.memory_orders_limit, created_after)
+        .await?;
+    let memory = Arc::new(MemoryStore::with_capacity(plan.n_orders));
     let parallelism = std::thread::available_parallelism().map_or(2, usize::from);
     let restored = database
-        .restore_into(
-            memory,
-            settings.memory_orders_limit,
-            created_after,
-            parallelism.min(settings.db_pool_size),
-        )
+        .restore_into(&memory, &plan, parallelism.min(settings.db_pool_size))
         .await?;
     let seconds = started.elapsed().as_secs_f64();
     tracing::info!(
@@ -356,7 +351,7 @@ async fn restore(
         orders_per_second = (restored as f64 / seconds.max(1e-9)) as u64,
         "memory restored from PostgreSQL"
     );
-    Ok(())
+    Ok(memory)
 }
 
 /// Connects to Kafka, makes sure the topic exists and runs the readers until shutdown. The

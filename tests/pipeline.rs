@@ -302,6 +302,36 @@ async fn a_restarted_instance_serves_the_same_ids_and_stores_nothing_twice() {
         shutdown.cancel();
         assert!(matches!(running.await, Ok(Ok(()))));
     }
+
+    // With room for 50, a restore loads exactly the 50 newest by date_created.
+    let newest: Vec<i64> = db
+        .query(
+            "SELECT id FROM orders ORDER BY date_created DESC, id DESC LIMIT 50",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|error| panic!("{error}"))
+        .into_iter()
+        .map(|row| row.get(0))
+        .collect();
+    let shutdown = CancellationToken::new();
+    let app = build_app(
+        settings(&database, &topic, &[("MEMORY_ORDERS_LIMIT", "50")]),
+        shutdown.clone(),
+    )
+    .await
+    .unwrap_or_else(|error| panic!("the instance did not start: {error}"));
+    let memory = app.memory();
+    assert_eq!(memory.len(), 50);
+    for id in &newest {
+        assert!(
+            memory.get_by_id(*id).is_some(),
+            "order {id} is not restored"
+        );
+    }
+    let running = tokio::spawn(app.run_until_stopped());
+    shutdown.cancel();
+    assert!(matches!(running.await, Ok(Ok(()))));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -68,6 +68,17 @@ impl MemoryStore {
         Self::default()
     }
 
+    /// An empty store with room for `n_orders` without growing: a restore knows how many
+    /// orders it will load, and growing maps of a million entries step by step rehashes them
+    /// all several times over.
+    pub fn with_capacity(n_orders: usize) -> Self {
+        Self {
+            by_id: DashMap::with_capacity_and_hasher(n_orders, Hasher::default()),
+            by_uid: DashMap::with_capacity_and_hasher(n_orders, Hasher::default()),
+            by_age: Mutex::default(),
+        }
+    }
+
     /// Adds orders; an order whose id is already held is left as it is.
     pub fn insert_many(&self, orders: impl IntoIterator<Item = StoredOrder>) {
         let mut added = Vec::new();

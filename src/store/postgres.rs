@@ -51,6 +51,17 @@ impl DbError {
     }
 }
 
+/// What a restore will read: see [`Database::plan_restore`].
+#[derive(Debug, Clone, Copy)]
+pub struct RestorePlan {
+    /// Orders that will be loaded.
+    pub n_orders: usize,
+    min_id: i64,
+    max_id: i64,
+    /// The oldest order to keep, as `(date_created, id)`: everything at or after it.
+    oldest_kept: (Option<DateTime<Utc>>, i64),
+}
+
 /// An accepted order on its way to PostgreSQL, with the Kafka position it came from.
 #[derive(Debug, Clone, Copy)]
 pub struct OrderRow<'a> {
@@ -352,24 +363,15 @@ impl Database {
         Ok(())
     }
 
-    /// Loads into `memory` the newest `limit` orders created at or after `created_after` (any
-    /// age, if `None`). Returns how many were loaded.
-    ///
-    /// PostgreSQL printing jsonb as text is most of the cost, so the rows are read over
-    /// `parallelism` connections at once, each an id range. When more orders qualify than
-    /// `limit`, the oldest to keep is found first (on the `date_created` index), so each range
-    /// is a plain filtered scan, never a sort. A row that cannot be read as an order is logged
-    /// at ERROR and skipped: one bad row must not keep the service down.
-    pub async fn restore_into(
+    /// Plans a restore of the newest `limit` orders created at or after `created_after` (any
+    /// age, if `None`): how many there are, and which rows to read. When more orders qualify
+    /// than `limit`, the oldest to keep is found here (on the `date_created` index), so the
+    /// reads are plain filtered scans, never a sort.
+    pub async fn plan_restore(
         &self,
-        memory: &Arc<MemoryStore>,
         limit: usize,
         created_after: Option<DateTime<Utc>>,
-        parallelism: usize,
-    ) -> Result<usize, DbError> {
-        if limit == 0 {
-            return Ok(0);
-        }
+    ) -> Result<RestorePlan, DbError> {
         let client = self.pool.get().await?;
         let row = client
             .query_one(
@@ -381,8 +383,9 @@ impl Database {
         let (count, min_id, max_id): (i64, i64, i64) =
             (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        // The oldest order to keep, as (date_created, id): everything at or after it.
-        let oldest_kept: (Option<DateTime<Utc>>, i64) = if count > limit {
+        let oldest_kept = if limit == 0 {
+            (None, i64::MAX)
+        } else if count > limit {
             let row = client
                 .query_one(
                     "SELECT date_created, id FROM orders \
@@ -394,8 +397,27 @@ impl Database {
         } else {
             (created_after, i64::MIN)
         };
-        drop(client);
+        Ok(RestorePlan {
+            n_orders: usize::try_from(count.min(limit)).unwrap_or(0),
+            min_id,
+            max_id: if limit == 0 { min_id - 1 } else { max_id },
+            oldest_kept,
+        })
+    }
 
+    /// Loads into `memory` the orders of `plan`. Returns how many were loaded.
+    ///
+    /// PostgreSQL sending the rows and memory taking them in are the cost, so the rows are
+    /// read over `parallelism` connections at once, each an id range, each in its own task. A
+    /// row that cannot be read as an order is logged at ERROR and skipped: one bad row must
+    /// not keep the service down.
+    pub async fn restore_into(
+        &self,
+        memory: &Arc<MemoryStore>,
+        plan: &RestorePlan,
+        parallelism: usize,
+    ) -> Result<usize, DbError> {
+        let (min_id, max_id, oldest_kept) = (plan.min_id, plan.max_id, plan.oldest_kept);
         let parallelism = i64::try_from(parallelism.max(1)).unwrap_or(1);
         let span = (max_id - min_id + 1).max(0);
         let step = (span + parallelism - 1) / parallelism;
