@@ -8,7 +8,7 @@
 //! moves meanwhile. Handlers stop when the channel is closed and empty, so on shutdown they
 //! drain what the readers already sent.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -138,22 +138,15 @@ pub async fn handle_batch(context: &HandlerContext, records: &[KafkaRecord]) {
     };
     let write_seconds = write_started.elapsed().as_secs_f64();
 
-    let by_uid: HashMap<&str, &Order> = rows
-        .iter()
-        .map(|row| (row.order.order_uid(), row.order))
-        .collect();
-    context
-        .memory
-        .insert_many(inserted.iter().filter_map(|new| {
-            by_uid.get(new.order_uid.as_str()).map(|order| {
-                StoredOrder::new(
-                    new.id,
-                    order.order_uid(),
-                    order.date_created(),
-                    order.json().clone(),
-                )
-            })
-        }));
+    context.memory.insert_many(inserted.iter().map(|new| {
+        let order = rows[new.row].order;
+        StoredOrder::new(
+            new.id,
+            order.order_uid(),
+            order.date_created(),
+            order.json().clone(),
+        )
+    }));
     context.tracker.done(
         records
             .iter()
@@ -213,9 +206,13 @@ async fn write_one_by_one(
 ) -> (Vec<Inserted>, usize) {
     let mut inserted = Vec::new();
     let mut refused = Vec::new();
-    for row in rows {
+    for (index, row) in rows.iter().enumerate() {
         match write_with_retries(context, std::slice::from_ref(row), &[]).await {
-            Ok(new) => inserted.extend(new),
+            // Written alone, the order is row 0 of its own batch: put back its place here.
+            Ok(new) => inserted.extend(new.into_iter().map(|stored| Inserted {
+                row: index,
+                ..stored
+            })),
             Err(error) => {
                 tracing::warn!(
                     partition = row.partition,

@@ -86,13 +86,13 @@ pub struct RejectRow<'a> {
     pub reason: String,
 }
 
-/// A newly stored order: the id PostgreSQL gave it and its uid.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A newly stored order: the id PostgreSQL gave it, and its place in the batch written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Inserted {
     /// The new id.
     pub id: i64,
-    /// The order's uid.
-    pub order_uid: String,
+    /// The index of the order in the slice given to [`Database::write_batch`].
+    pub row: usize,
 }
 
 /// Builds the connection pool. Connections are made lazily, so this succeeds while
@@ -263,13 +263,11 @@ impl Database {
         sink.finish().await?;
         self.insert_rejects(&transaction, rejects).await?;
         transaction.commit().await?;
+        // COPY stored every order, with the ids in the order they were reserved.
         Ok(ids
             .into_iter()
-            .zip(orders)
-            .map(|(id, row)| Inserted {
-                id,
-                order_uid: row.order.order_uid().to_string(),
-            })
+            .enumerate()
+            .map(|(row, id)| Inserted { id, row })
             .collect())
     }
 
@@ -297,14 +295,23 @@ impl Database {
                 &[&self.topic, &uids, &created, &bodies, &partitions, &offsets],
             )
             .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Inserted {
+        // Only new orders come back, by uid; uids are unique within a batch.
+        let index_of: HashMap<&str, usize> = uids
+            .iter()
+            .enumerate()
+            .map(|(index, uid)| (*uid, index))
+            .collect();
+        let mut inserted = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let uid: &str = row.try_get(1)?;
+            if let Some(&index) = index_of.get(uid) {
+                inserted.push(Inserted {
                     id: row.try_get(0)?,
-                    order_uid: row.try_get(1)?,
-                })
-            })
-            .collect()
+                    row: index,
+                });
+            }
+        }
+        Ok(inserted)
     }
 
     async fn insert_rejects(
