@@ -7,7 +7,6 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use tokio_util::sync::CancellationToken;
 
 fn orderstore(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_orderstore"))
@@ -95,24 +94,18 @@ async fn healthcheck_follows_readiness_and_the_built_in_writer_feeds_the_service
     let output = orderstore(&["healthcheck"], &[("HTTP_ADDR", &addr)]);
     assert!(!output.status.success());
 
-    let shutdown = CancellationToken::new();
-    let app = build_app(
-        settings(
-            &database,
-            &topic,
-            &[
-                ("HTTP_ADDR", &addr),
-                ("WRITER_ENABLED", "true"),
-                ("WRITER_RATE", "400"),
-                ("WRITER_TASKS", "2"),
-                ("WRITER_INVALID_RATIO", "0.25"),
-            ],
-        ),
-        shutdown.clone(),
-    )
-    .await
-    .unwrap_or_else(|error| panic!("the application did not start: {error}"));
-    let running = tokio::spawn(app.run_until_stopped());
+    let app = RunningApp::start(settings(
+        &database,
+        &topic,
+        &[
+            ("HTTP_ADDR", &addr),
+            ("WRITER_ENABLED", "true"),
+            ("WRITER_RATE", "400"),
+            ("WRITER_TASKS", "2"),
+            ("WRITER_INVALID_RATIO", "0.25"),
+        ],
+    ))
+    .await;
 
     wait_for(
         "the writer's orders and rejects",
@@ -133,6 +126,5 @@ async fn healthcheck_follows_readiness_and_the_built_in_writer_feeds_the_service
         String::from_utf8_lossy(&output.stderr)
     );
 
-    shutdown.cancel();
-    assert!(matches!(running.await, Ok(Ok(()))));
+    app.stop().await;
 }

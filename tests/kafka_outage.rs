@@ -89,15 +89,8 @@ async fn a_kafka_outage_is_waited_out_without_losing_orders() {
     let (before, after) = orders.split_at(500);
     produce_spread(&partitions, before).await;
 
-    let shutdown = CancellationToken::new();
-    let app = build_app(
-        settings(&database, &topic, &[("KAFKA_BROKERS", &brokers)]),
-        shutdown.clone(),
-    )
-    .await
-    .unwrap_or_else(|error| panic!("the application did not start: {error}"));
+    let app = RunningApp::start(settings(&database, &topic, &[("KAFKA_BROKERS", &brokers)])).await;
     let port = app.http_port();
-    let running = tokio::spawn(app.run_until_stopped());
     wait_until_caught_up(&db, &topic, &partitions, Duration::from_secs(60)).await;
 
     proxy.cut().await;
@@ -106,7 +99,7 @@ async fn a_kafka_outage_is_waited_out_without_losing_orders() {
     let answer = http(port, "GET", &format!("/orders/uid/{}", before[0].0)).await;
     assert_eq!(answer.status, 200);
     assert!(
-        !running.is_finished(),
+        !app.is_finished(),
         "the service stopped during the Kafka outage"
     );
 
@@ -122,6 +115,5 @@ async fn a_kafka_outage_is_waited_out_without_losing_orders() {
             200
         );
     }
-    shutdown.cancel();
-    assert!(matches!(running.await, Ok(Ok(()))));
+    app.stop().await;
 }

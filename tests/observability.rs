@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use common::*;
 use orderstore::generate::{invalid_record_of_kind, INVALID_KINDS};
-use tokio_util::sync::CancellationToken;
 
 /// Parses Prometheus text into `name{labels}` -> value.
 fn scrape(text: &str) -> HashMap<String, f64> {
@@ -54,19 +53,13 @@ async fn metrics_and_health_tell_what_happened() {
         .await;
     }
 
-    let shutdown = CancellationToken::new();
-    let app = build_app(
-        settings(
-            &database,
-            &topic,
-            &[("MEMORY_ORDERS_LIMIT", "100"), ("SWEEP_INTERVAL", "100ms")],
-        ),
-        shutdown.clone(),
-    )
-    .await
-    .unwrap_or_else(|error| panic!("the application did not start: {error}"));
+    let app = RunningApp::start(settings(
+        &database,
+        &topic,
+        &[("MEMORY_ORDERS_LIMIT", "100"), ("SWEEP_INTERVAL", "100ms")],
+    ))
+    .await;
     let port = app.http_port();
-    let running = tokio::spawn(app.run_until_stopped());
     wait_until_caught_up(&db, &topic, &partitions, Duration::from_secs(60)).await;
 
     let live = http(port, "GET", "/health/live").await;
@@ -162,6 +155,5 @@ async fn metrics_and_health_tell_what_happened() {
         "orderstore_http_request_duration_seconds_count{route=\"/orders/uid/{order_uid}\"}"
     ));
 
-    shutdown.cancel();
-    assert!(matches!(running.await, Ok(Ok(()))));
+    app.stop().await;
 }

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgres_outage_is_waited_out_without_losing_orders() {
@@ -21,14 +20,10 @@ async fn a_postgres_outage_is_waited_out_without_losing_orders() {
     let (before, during) = orders.split_at(1_000);
     produce_spread(&partitions, before).await;
 
-    let shutdown = CancellationToken::new();
-    let app = build_app(settings(&database, &topic, &[]), shutdown.clone())
-        .await
-        .unwrap_or_else(|error| panic!("the application did not start: {error}"));
+    let app = RunningApp::start(settings(&database, &topic, &[])).await;
     let port = app.http_port();
     let memory = app.memory();
     let offsets = app.offsets();
-    let running = tokio::spawn(app.run_until_stopped());
     {
         let db = connect_config(&database).await;
         wait_until_caught_up(&db, &topic, &partitions, Duration::from_secs(60)).await;
@@ -65,6 +60,5 @@ async fn a_postgres_outage_is_waited_out_without_losing_orders() {
         let sent: Value = serde_json::from_slice(json).unwrap_or(Value::Null);
         assert_eq!(answer.json(), sent);
     }
-    shutdown.cancel();
-    assert!(matches!(running.await, Ok(Ok(()))));
+    app.stop().await;
 }

@@ -10,7 +10,6 @@ use std::time::Duration;
 use common::*;
 use orderstore::stats::Stats;
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
 
 /// Invalid records, each with the start of the reason it must be rejected with.
 fn invalid_records() -> Vec<(Option<Vec<u8>>, &'static str)> {
@@ -108,16 +107,14 @@ async fn orders_flow_from_kafka_to_http_and_postgres() {
         expected_rejects.insert((partition.partition(), offsets[0]), reason);
     }
 
-    let shutdown = CancellationToken::new();
-    let app = build_app(
-        settings(&database, &topic, &[("MAX_RECORD_BYTES", "65536")]),
-        shutdown.clone(),
-    )
-    .await
-    .unwrap_or_else(|error| panic!("the application did not start: {error}"));
+    let app = RunningApp::start(settings(
+        &database,
+        &topic,
+        &[("MAX_RECORD_BYTES", "65536")],
+    ))
+    .await;
     let port = app.http_port();
     let stats = app.stats();
-    let running = tokio::spawn(app.run_until_stopped());
     wait_until_caught_up(&db, &topic, &partitions, Duration::from_secs(60)).await;
 
     // Every valid order is in PostgreSQL once and is served by id and by uid, both forms.
@@ -230,12 +227,7 @@ async fn orders_flow_from_kafka_to_http_and_postgres() {
     }
     assert_eq!(http(port, "POST", "/orders/1").await.status, 405);
 
-    shutdown.cancel();
-    let stopped = running.await;
-    assert!(
-        matches!(stopped, Ok(Ok(()))),
-        "shutdown failed: {stopped:?}"
-    );
+    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,14 +244,9 @@ async fn a_restarted_instance_serves_the_same_ids_and_stores_nothing_twice() {
     }
 
     // First instance: ingest everything, then stop.
-    let shutdown = CancellationToken::new();
-    let first = build_app(settings(&database, &topic, &[]), shutdown.clone())
-        .await
-        .unwrap_or_else(|error| panic!("the first instance did not start: {error}"));
-    let running = tokio::spawn(first.run_until_stopped());
+    let first = RunningApp::start(settings(&database, &topic, &[])).await;
     wait_until_caught_up(&db, &topic, &partitions, Duration::from_secs(60)).await;
-    shutdown.cancel();
-    assert!(matches!(running.await, Ok(Ok(()))));
+    first.stop().await;
     let ids: HashMap<String, i64> = db
         .query("SELECT order_uid, id FROM orders", &[])
         .await
@@ -278,14 +265,10 @@ async fn a_restarted_instance_serves_the_same_ids_and_stores_nothing_twice() {
                 .await
                 .unwrap_or_else(|error| panic!("{error}"));
         }
-        let shutdown = CancellationToken::new();
-        let app = build_app(settings(&database, &topic, &[]), shutdown.clone())
-            .await
-            .unwrap_or_else(|error| panic!("the instance did not start: {error}"));
+        let app = RunningApp::start(settings(&database, &topic, &[])).await;
         assert_eq!(app.memory().len(), orders.len(), "memory was not restored");
         let port = app.http_port();
         let stats = app.stats();
-        let running = tokio::spawn(app.run_until_stopped());
         wait_until_caught_up(&db, &topic, &partitions, Duration::from_secs(60)).await;
         for (uid, id) in &ids {
             let answer = http(port, "GET", &format!("/orders/uid/{uid}")).await;
@@ -299,8 +282,7 @@ async fn a_restarted_instance_serves_the_same_ids_and_stores_nothing_twice() {
         assert_eq!(Stats::get(&stats.stored), 0);
         let expected_duplicates = if replay { orders.len() as u64 } else { 0 };
         assert_eq!(Stats::get(&stats.duplicates), expected_duplicates);
-        shutdown.cancel();
-        assert!(matches!(running.await, Ok(Ok(()))));
+        app.stop().await;
     }
 
     // With room for 50, a restore loads exactly the 50 newest by date_created.
@@ -314,13 +296,12 @@ async fn a_restarted_instance_serves_the_same_ids_and_stores_nothing_twice() {
         .into_iter()
         .map(|row| row.get(0))
         .collect();
-    let shutdown = CancellationToken::new();
-    let app = build_app(
-        settings(&database, &topic, &[("MEMORY_ORDERS_LIMIT", "50")]),
-        shutdown.clone(),
-    )
-    .await
-    .unwrap_or_else(|error| panic!("the instance did not start: {error}"));
+    let app = RunningApp::start(settings(
+        &database,
+        &topic,
+        &[("MEMORY_ORDERS_LIMIT", "50")],
+    ))
+    .await;
     let memory = app.memory();
     assert_eq!(memory.len(), 50);
     for id in &newest {
@@ -329,9 +310,7 @@ async fn a_restarted_instance_serves_the_same_ids_and_stores_nothing_twice() {
             "order {id} is not restored"
         );
     }
-    let running = tokio::spawn(app.run_until_stopped());
-    shutdown.cancel();
-    assert!(matches!(running.await, Ok(Ok(()))));
+    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -349,20 +328,14 @@ async fn orders_evicted_from_memory_are_still_served_from_postgres() {
     )
     .await;
 
-    let shutdown = CancellationToken::new();
-    let app = build_app(
-        settings(
-            &database,
-            &topic,
-            &[("MEMORY_ORDERS_LIMIT", "10"), ("SWEEP_INTERVAL", "50ms")],
-        ),
-        shutdown.clone(),
-    )
-    .await
-    .unwrap_or_else(|error| panic!("the application did not start: {error}"));
+    let app = RunningApp::start(settings(
+        &database,
+        &topic,
+        &[("MEMORY_ORDERS_LIMIT", "10"), ("SWEEP_INTERVAL", "50ms")],
+    ))
+    .await;
     let port = app.http_port();
     let memory = app.memory();
-    let running = tokio::spawn(app.run_until_stopped());
     wait_until_caught_up(&db, &topic, &partitions, Duration::from_secs(60)).await;
     wait_for(
         "the sweeper to apply the limit",
@@ -376,8 +349,7 @@ async fn orders_evicted_from_memory_are_still_served_from_postgres() {
         let sent: Value = serde_json::from_slice(json).unwrap_or(Value::Null);
         assert_eq!(answer.json(), sent);
     }
-    shutdown.cancel();
-    assert!(matches!(running.await, Ok(Ok(()))));
+    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -403,13 +375,8 @@ async fn stored_offsets_past_the_end_of_a_recreated_topic_restart_from_its_begin
     .await
     .unwrap_or_else(|error| panic!("{error}"));
 
-    let shutdown = CancellationToken::new();
-    let app = build_app(settings(&database, &topic, &[]), shutdown.clone())
-        .await
-        .unwrap_or_else(|error| panic!("the application did not start: {error}"));
-    let running = tokio::spawn(app.run_until_stopped());
+    let app = RunningApp::start(settings(&database, &topic, &[])).await;
     wait_until_caught_up(&db, &topic, &partitions, Duration::from_secs(60)).await;
     assert_eq!(count(&db, "SELECT count(*) FROM orders").await, 40);
-    shutdown.cancel();
-    assert!(matches!(running.await, Ok(Ok(()))));
+    app.stop().await;
 }

@@ -382,6 +382,69 @@ pub async fn build_app(
     })
 }
 
+/// The application running in this process, started the way every test starts it.
+pub struct RunningApp {
+    port: u16,
+    memory: Arc<orderstore::store::memory::MemoryStore>,
+    stats: Arc<orderstore::stats::Stats>,
+    offsets: Arc<orderstore::offsets::OffsetTracker>,
+    shutdown: tokio_util::sync::CancellationToken,
+    running: tokio::task::JoinHandle<Result<(), orderstore::app::RunError>>,
+}
+
+impl RunningApp {
+    /// Builds the application (see [`build_app`]) and runs it in a task.
+    pub async fn start(settings: Settings) -> RunningApp {
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let app = build_app(settings, shutdown.clone())
+            .await
+            .unwrap_or_else(|error| panic!("the application did not start: {error}"));
+        RunningApp {
+            port: app.http_port(),
+            memory: app.memory(),
+            stats: app.stats(),
+            offsets: app.offsets(),
+            shutdown,
+            running: tokio::spawn(app.run_until_stopped()),
+        }
+    }
+
+    /// The port HTTP listens on.
+    pub fn http_port(&self) -> u16 {
+        self.port
+    }
+
+    /// Orders in memory.
+    pub fn memory(&self) -> Arc<orderstore::store::memory::MemoryStore> {
+        Arc::clone(&self.memory)
+    }
+
+    /// The pipeline's counters.
+    pub fn stats(&self) -> Arc<orderstore::stats::Stats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// The offsets in flight and done.
+    pub fn offsets(&self) -> Arc<orderstore::offsets::OffsetTracker> {
+        Arc::clone(&self.offsets)
+    }
+
+    /// Whether the application stopped, which it must not do by itself.
+    pub fn is_finished(&self) -> bool {
+        self.running.is_finished()
+    }
+
+    /// Stops the application as a signal would, and fails unless it stops cleanly.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let stopped = self.running.await;
+        assert!(
+            matches!(stopped, Ok(Ok(()))),
+            "the application did not stop cleanly: {stopped:?}"
+        );
+    }
+}
+
 /// Environment variables that start the binary like [`settings`] configures the library.
 pub fn binary_env(
     database: &tokio_postgres::Config,
