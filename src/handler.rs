@@ -115,7 +115,7 @@ pub async fn handle_batch(context: &HandlerContext, records: &[KafkaRecord]) {
     }
 
     // The same uid twice in one batch: the first (lowest offset) is the one stored.
-    let mut seen = HashSet::with_capacity(accepted.len());
+    let mut seen = HashSet::with_capacity_and_hasher(accepted.len(), ahash::RandomState::new());
     let rows: Vec<OrderRow<'_>> = accepted
         .iter()
         .filter(|(_, order)| seen.insert(order.order_uid()))

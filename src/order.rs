@@ -281,26 +281,26 @@ impl OrderDoc {
             if rules.failed() {
                 break;
             }
-            let path = |field: &str| format!("items[{index}].{field}");
-            rules.at_least(&path("chrt_id"), item.chrt_id, 1);
+            let path = |field| ItemPath { index, field };
+            rules.at_least(path("chrt_id"), item.chrt_id, 1);
             if item.track_number != self.track_number {
-                rules.fail(&path("track_number"), "must equal the order's track_number");
+                rules.fail(path("track_number"), "must equal the order's track_number");
             }
-            rules.at_least(&path("price"), item.price, 0);
-            rules.not_blank(&path("rid"), &item.rid);
-            rules.not_blank(&path("name"), &item.name);
+            rules.at_least(path("price"), item.price, 0);
+            rules.not_blank(path("rid"), &item.rid);
+            rules.not_blank(path("name"), &item.name);
             if !(0..=100).contains(&item.sale) {
                 rules.fail(
-                    &path("sale"),
+                    path("sale"),
                     format!("must be 0 to 100 (a percent), is {}", item.sale),
                 );
             }
-            rules.not_blank(&path("size"), &item.size);
+            rules.not_blank(path("size"), &item.size);
             if !rules.failed() {
                 let expected = i128::from(item.price) * i128::from(100 - item.sale) / 100;
                 if i128::from(item.total_price) != expected {
                     rules.fail(
-                        &path("total_price"),
+                        path("total_price"),
                         format!(
                             "must equal price * (100 - sale) / 100 = {expected}, is {}",
                             item.total_price
@@ -308,9 +308,9 @@ impl OrderDoc {
                     );
                 }
             }
-            rules.at_least(&path("nm_id"), item.nm_id, 1);
-            rules.not_blank(&path("brand"), &item.brand);
-            rules.at_least(&path("status"), item.status, 0);
+            rules.at_least(path("nm_id"), item.nm_id, 1);
+            rules.not_blank(path("brand"), &item.brand);
+            rules.at_least(path("status"), item.status, 0);
             goods_total += i128::from(item.total_price);
         }
         if !rules.failed() && i128::from(payment.goods_total) != goods_total {
@@ -367,6 +367,27 @@ impl OrderDoc {
     }
 }
 
+/// A field's path, made into text only when a rule about it is broken: valid orders, the
+/// common case, never pay for formatting `items[N].field`.
+trait Path: std::fmt::Display + Copy {}
+
+impl Path for &str {}
+
+/// The path of an item's field.
+#[derive(Clone, Copy)]
+struct ItemPath {
+    index: usize,
+    field: &'static str,
+}
+
+impl std::fmt::Display for ItemPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "items[{}].{}", self.index, self.field)
+    }
+}
+
+impl Path for ItemPath {}
+
 /// Collects the first broken rule; later checks are skipped once one has failed.
 #[derive(Default)]
 struct Checker {
@@ -378,13 +399,13 @@ impl Checker {
         self.first.is_some()
     }
 
-    fn fail(&mut self, path: &str, rule: impl Into<String>) {
+    fn fail(&mut self, path: impl Path, rule: impl Into<String>) {
         if self.first.is_none() {
-            self.first = Some(Rejection::new(path, rule));
+            self.first = Some(Rejection::new(path.to_string(), rule));
         }
     }
 
-    fn no_nul(&mut self, path: &str, value: &str) -> bool {
+    fn no_nul(&mut self, path: impl Path, value: &str) -> bool {
         if value.contains('\0') {
             self.fail(path, "must not contain a NUL character");
             return false;
@@ -392,13 +413,13 @@ impl Checker {
         true
     }
 
-    fn not_blank(&mut self, path: &str, value: &str) {
+    fn not_blank(&mut self, path: impl Path, value: &str) {
         if self.no_nul(path, value) && value.trim().is_empty() {
             self.fail(path, "must not be empty or white space only");
         }
     }
 
-    fn key(&mut self, path: &str, value: &str, url_safe: bool) {
+    fn key(&mut self, path: impl Path, value: &str, url_safe: bool) {
         if !self.no_nul(path, value) {
             return;
         }
@@ -413,7 +434,7 @@ impl Checker {
         }
     }
 
-    fn phone(&mut self, path: &str, value: &str) {
+    fn phone(&mut self, path: impl Path, value: &str) {
         let digits = value.strip_prefix('+').unwrap_or("");
         let ok = value.starts_with('+')
             && (7..=15).contains(&digits.len())
@@ -423,7 +444,7 @@ impl Checker {
         }
     }
 
-    fn email(&mut self, path: &str, value: &str) {
+    fn email(&mut self, path: impl Path, value: &str) {
         let ok = match value.split_once('@') {
             Some((local, domain)) => {
                 !local.is_empty()
@@ -442,13 +463,13 @@ impl Checker {
         }
     }
 
-    fn currency(&mut self, path: &str, value: &str) {
+    fn currency(&mut self, path: impl Path, value: &str) {
         if value.len() != 3 || !value.bytes().all(|byte| byte.is_ascii_uppercase()) {
             self.fail(path, "must be exactly 3 ASCII upper-case letters");
         }
     }
 
-    fn at_least(&mut self, path: &str, value: i64, minimum: i64) {
+    fn at_least(&mut self, path: impl Path, value: i64, minimum: i64) {
         if value < minimum {
             self.fail(path, format!("must be >= {minimum}, is {value}"));
         }
