@@ -447,7 +447,8 @@ async fn run_kafka_side(
     }
 }
 
-/// Writes finished offsets every `interval`; after `handlers_done`, writes the last ones,
+/// Writes finished offsets as soon as a batch is done, at most once per `interval` (batches
+/// finishing meanwhile are written together); after `handlers_done`, writes the last ones,
 /// retrying until PostgreSQL takes them.
 async fn run_committer(
     database: Database,
@@ -455,13 +456,21 @@ async fn run_committer(
     interval: Duration,
     handlers_done: CancellationToken,
 ) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut next_write = tokio::time::Instant::now();
+    let mut failed = false;
     loop {
         let last = tokio::select! {
             _ = handlers_done.cancelled() => true,
-            _ = ticker.tick() => false,
+            _ = async {
+                // After a failed write, the same offsets are tried again without news.
+                if !failed {
+                    tracker.changed().await;
+                }
+                tokio::time::sleep_until(next_write).await;
+            } => false,
         };
+        next_write = tokio::time::Instant::now() + interval;
+        failed = false;
         let offsets = tracker.to_write();
         if !offsets.is_empty() {
             if last {
@@ -477,7 +486,10 @@ async fn run_committer(
             } else {
                 match database.store_offsets(&offsets).await {
                     Ok(()) => tracker.written(&offsets),
-                    Err(error) => tracing::warn!(%error, "storing offsets failed, will retry"),
+                    Err(error) => {
+                        failed = true;
+                        tracing::warn!(%error, "storing offsets failed, will retry");
+                    }
                 }
             }
         }

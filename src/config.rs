@@ -67,7 +67,8 @@ pub struct Settings {
     pub memory_max_age: Option<Duration>,
     /// How often the sweeper runs.
     pub sweep_interval: Duration,
-    /// How often finished offsets are written to PostgreSQL.
+    /// Least time between two writes of finished offsets to PostgreSQL; they are written as
+    /// soon as a batch is done, and batches done meanwhile are written together.
     pub offset_commit_interval: Duration,
     /// Address the HTTP server listens on.
     pub http_addr: SocketAddr,
@@ -201,7 +202,7 @@ impl Settings {
             memory_max_age: Some(reader.duration("MEMORY_MAX_AGE", "30days", true))
                 .filter(|age| !age.is_zero()),
             sweep_interval: reader.duration("SWEEP_INTERVAL", "10s", false),
-            offset_commit_interval: reader.duration("OFFSET_COMMIT_INTERVAL", "200ms", false),
+            offset_commit_interval: reader.duration("OFFSET_COMMIT_INTERVAL", "50ms", false),
             http_addr: reader.address("HTTP_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080))),
             http_workers: reader.number("HTTP_WORKERS", 0, 0..=1024),
             writer_enabled: reader.choice(

@@ -4,7 +4,8 @@
 //! A reader registers a fetched record's offset before it hands the record to the channel; a
 //! handler marks it done after its batch is committed. Handlers finish in any order, so the
 //! committable offset of a partition is found from the lowest offset still in flight, or, with
-//! none in flight, is the offset after the last one registered. The committer task writes it.
+//! none in flight, is the offset after the last one registered. The committer task writes it,
+//! woken by [`OffsetTracker::changed`].
 //!
 //! With records in flight, the committable offset is not the lowest record in flight itself but
 //! the offset the fetch that brought it started from. Kafka answers a fetch from inside a record
@@ -42,6 +43,9 @@ impl PartitionOffsets {
 #[derive(Debug, Default)]
 pub struct OffsetTracker {
     partitions: Mutex<HashMap<i32, PartitionOffsets>>,
+    /// Signalled whenever a committable offset may have moved, so that the committer writes
+    /// without polling.
+    moved: tokio::sync::Notify,
 }
 
 /// One partition's position, for logs, tests and lag.
@@ -80,6 +84,7 @@ impl OffsetTracker {
                 ..PartitionOffsets::default()
             },
         );
+        self.moved.notify_one();
     }
 
     /// Registers the records of one fetch, which started at `fetch_start`, as in flight; call
@@ -96,6 +101,8 @@ impl OffsetTracker {
             entry.in_flight.insert(offset, fetch_start);
             entry.next = entry.next.max(offset + 1);
         }
+        drop(partitions);
+        self.moved.notify_one();
     }
 
     /// Notes the high watermark a fetch reported.
@@ -113,6 +120,14 @@ impl OffsetTracker {
                 entry.in_flight.remove(&offset);
             }
         }
+        drop(partitions);
+        self.moved.notify_one();
+    }
+
+    /// Waits until a committable offset may have moved (partitions started, records
+    /// registered or done); returns at once if one may have since the last wait.
+    pub async fn changed(&self) {
+        self.moved.notified().await;
     }
 
     /// The partitions whose committable offset moved since it was last written.
@@ -201,5 +216,25 @@ mod tests {
         let positions = tracker.positions();
         assert_eq!(positions[1].high_watermark, 10);
         assert_eq!(positions[1].in_flight, 0);
+    }
+
+    #[test]
+    fn the_committer_is_woken_when_offsets_may_have_moved() {
+        use futures_util::FutureExt;
+        let tracker = OffsetTracker::new();
+        let woken = |tracker: &OffsetTracker| tracker.changed().now_or_never().is_some();
+        assert!(!woken(&tracker), "nothing happened yet");
+        tracker.start(0, 0, None);
+        assert!(woken(&tracker), "a partition started");
+        assert!(!woken(&tracker), "one wake-up per change");
+        tracker.register(0, 0, 0..10);
+        assert!(woken(&tracker), "records registered");
+        tracker.done((0..10).map(|offset| (0, offset)));
+        tracker.done((0..10).map(|offset| (0, offset)));
+        assert!(woken(&tracker), "records done");
+        assert!(
+            !woken(&tracker),
+            "two changes before a wait make one wake-up"
+        );
     }
 }

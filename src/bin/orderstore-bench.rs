@@ -242,8 +242,20 @@ async fn run_orderstore(
     let shutdown = CancellationToken::new();
     let phase = Phase::start(admin).await?;
     let app = Application::build(settings, shutdown.clone()).await?;
+    let built = phase.started.elapsed().as_secs_f64();
+    let memory = app.memory();
     let running = tokio::spawn(app.run_until_stopped());
+    // Where the time goes: start-up, the first and the last order in memory, offsets durable.
+    let (mut first_stored, mut all_stored) = (None, None);
     loop {
+        let n_in_memory = memory.len() as u64;
+        let now = || Some(phase.started.elapsed().as_secs_f64());
+        if n_in_memory > 0 && first_stored.is_none() {
+            first_stored = now();
+        }
+        if n_in_memory >= n_orders && all_stored.is_none() {
+            all_stored = now();
+        }
         let row = checker
             .query_one(
                 "SELECT coalesce(sum(next_offset), 0)::int8 FROM kafka_offsets WHERE kafka_topic = $1",
@@ -253,9 +265,15 @@ async fn run_orderstore(
         if matches!(row.map(|row| row.get::<_, i64>(0)), Ok(stored) if stored as u64 >= n_orders) {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let seconds = phase.report(label, admin, n_orders).await?;
+    let at = |time: Option<f64>| time.map_or("-".into(), |time| format!("{time:.2} s"));
+    eprintln!(
+        "    built at {built:.2} s, first order in memory at {}, all at {}",
+        at(first_stored),
+        at(all_stored)
+    );
     shutdown.cancel();
     running.await??;
     let stored: i64 = checker
