@@ -39,7 +39,7 @@ const SERVICES: &[&str] = &["meest", "cdek", "dhl", "boxberry"];
 const LOCALES: &[&str] = &["en", "ru", "he", "kk"];
 
 /// A random order that satisfies the contract, with a fresh `order_uid`.
-pub fn random_order(rng: &mut (impl Rng + ?Sized), now: DateTime<Utc>) -> OrderDoc {
+pub fn random_order(rng: &mut (impl Rng + ?Sized), now: DateTime<Utc>) -> OrderDoc<'static> {
     let order_uid = format!("{:016x}{:08x}", rng.random::<u64>(), rng.random::<u32>());
     let track_number = format!("WB{:012}", rng.random_range(0..1_000_000_000_000_u64));
     let n_items = rng.random_range(1..=5);
@@ -52,15 +52,15 @@ pub fn random_order(rng: &mut (impl Rng + ?Sized), now: DateTime<Utc>) -> OrderD
             let word: String = Word().fake_with_rng(rng);
             Item {
                 chrt_id: rng.random_range(1..100_000_000),
-                track_number: track_number.clone(),
+                track_number: track_number.clone().into(),
                 price,
-                rid: format!("{:016x}", rng.random::<u64>()),
-                name: format!("{} {word}", pick(rng, GOODS)),
+                rid: format!("{:016x}", rng.random::<u64>()).into(),
+                name: format!("{} {word}", pick(rng, GOODS)).into(),
                 sale,
-                size: rng.random_range(0..56).to_string(),
+                size: rng.random_range(0..56).to_string().into(),
                 total_price: price * (100 - sale) / 100,
                 nm_id: rng.random_range(1..100_000_000),
-                brand: CompanyName().fake_with_rng(rng),
+                brand: CompanyName().fake_with_rng::<String, _>(rng).into(),
                 status: *[202, 200, 201].choose(rng).unwrap_or(&202),
             }
         })
@@ -72,39 +72,39 @@ pub fn random_order(rng: &mut (impl Rng + ?Sized), now: DateTime<Utc>) -> OrderD
     let street: String = StreetName().fake_with_rng(rng);
     let building: String = BuildingNumber().fake_with_rng(rng);
     OrderDoc {
-        order_uid: order_uid.clone(),
-        track_number,
+        order_uid: order_uid.clone().into(),
+        track_number: track_number.into(),
         entry: "WBIL".into(),
         delivery: Delivery {
-            name: Name().fake_with_rng(rng),
-            phone: format!("+{}", rng.random_range(10_000_000_000_u64..99_999_999_999)),
-            zip: ZipCode().fake_with_rng(rng),
-            city: CityName().fake_with_rng(rng),
-            address: format!("{street} {building}"),
-            region: StateName().fake_with_rng(rng),
-            email: SafeEmail().fake_with_rng(rng),
+            name: Name().fake_with_rng::<String, _>(rng).into(),
+            phone: format!("+{}", rng.random_range(10_000_000_000_u64..99_999_999_999)).into(),
+            zip: ZipCode().fake_with_rng::<String, _>(rng).into(),
+            city: CityName().fake_with_rng::<String, _>(rng).into(),
+            address: format!("{street} {building}").into(),
+            region: StateName().fake_with_rng::<String, _>(rng).into(),
+            email: SafeEmail().fake_with_rng::<String, _>(rng).into(),
         },
         payment: Payment {
-            transaction: order_uid,
-            request_id: String::new(),
-            currency: pick(rng, CURRENCIES),
-            provider: pick(rng, PROVIDERS),
+            transaction: order_uid.into(),
+            request_id: "".into(),
+            currency: pick(rng, CURRENCIES).into(),
+            provider: pick(rng, PROVIDERS).into(),
             amount: goods_total + delivery_cost + custom_fee,
             payment_dt: created.timestamp(),
-            bank: pick(rng, BANKS),
+            bank: pick(rng, BANKS).into(),
             delivery_cost,
             goods_total,
             custom_fee,
         },
         items,
-        locale: pick(rng, LOCALES),
-        internal_signature: String::new(),
-        customer_id: format!("customer{}", rng.random_range(0..100_000)),
-        delivery_service: pick(rng, SERVICES),
-        shardkey: rng.random_range(0..10).to_string(),
+        locale: pick(rng, LOCALES).into(),
+        internal_signature: "".into(),
+        customer_id: format!("customer{}", rng.random_range(0..100_000)).into(),
+        delivery_service: pick(rng, SERVICES).into(),
+        shardkey: rng.random_range(0..10).to_string().into(),
         sm_id: rng.random_range(0..100),
-        date_created: created.to_rfc3339_opts(SecondsFormat::Secs, true),
-        oof_shard: rng.random_range(0..3).to_string(),
+        date_created: created.to_rfc3339_opts(SecondsFormat::Secs, true).into(),
+        oof_shard: rng.random_range(0..3).to_string().into(),
     }
 }
 
@@ -112,7 +112,7 @@ pub fn random_order(rng: &mut (impl Rng + ?Sized), now: DateTime<Utc>) -> OrderD
 pub fn random_order_json(rng: &mut (impl Rng + ?Sized), now: DateTime<Utc>) -> (String, Vec<u8>) {
     let order = random_order(rng, now);
     let json = serde_json::to_vec(&order).unwrap_or_default();
-    (order.order_uid, json)
+    (order.order_uid.into_owned(), json)
 }
 
 /// Every kind of record the contract rejects, by name.
@@ -276,8 +276,8 @@ pub fn invalid_record_of_kind(
     }
 }
 
-fn pick(rng: &mut (impl Rng + ?Sized), choices: &[&str]) -> String {
-    choices.choose(rng).copied().unwrap_or_default().to_string()
+fn pick(rng: &mut (impl Rng + ?Sized), choices: &[&'static str]) -> &'static str {
+    choices.choose(rng).copied().unwrap_or_default()
 }
 
 #[cfg(test)]
