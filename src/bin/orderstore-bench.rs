@@ -51,7 +51,7 @@ enum Command {
         #[arg(long, default_value_t = 8)]
         partitions: i32,
         /// Rounds of (b) and (c); the best time of each counts.
-        #[arg(long, default_value_t = 2)]
+        #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
     /// Fill orderstore's tables in a new database with generated orders.
