@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::Backoff;
 use crate::config::Settings;
 use crate::handler::{run_handler, HandlerContext};
 use crate::http::{build_server, HttpState};
@@ -448,8 +449,8 @@ async fn run_kafka_side(
 }
 
 /// Writes finished offsets as soon as a batch is done, at most once per `interval` (batches
-/// finishing meanwhile are written together); after `handlers_done`, writes the last ones,
-/// retrying until PostgreSQL takes them.
+/// finishing meanwhile are written together), and retries a failed write with backoff; after
+/// `handlers_done`, writes the last ones, retrying until PostgreSQL takes them.
 async fn run_committer(
     database: Database,
     tracker: Arc<OffsetTracker>,
@@ -457,20 +458,24 @@ async fn run_committer(
     handlers_done: CancellationToken,
 ) {
     let mut next_write = tokio::time::Instant::now();
-    let mut failed = false;
+    let mut backoff = Backoff::for_outages();
+    let mut retry_in = None;
     loop {
         let last = tokio::select! {
             _ = handlers_done.cancelled() => true,
             _ = async {
-                // After a failed write, the same offsets are tried again without news.
-                if !failed {
-                    tracker.changed().await;
+                match retry_in {
+                    // After a failed write, the offsets are tried again without news.
+                    Some(delay) => tokio::time::sleep(delay).await,
+                    None => {
+                        tracker.changed().await;
+                        tokio::time::sleep_until(next_write).await;
+                    }
                 }
-                tokio::time::sleep_until(next_write).await;
             } => false,
         };
         next_write = tokio::time::Instant::now() + interval;
-        failed = false;
+        retry_in = None;
         let offsets = tracker.to_write();
         if !offsets.is_empty() {
             if last {
@@ -485,10 +490,14 @@ async fn run_committer(
                 }
             } else {
                 match database.store_offsets(&offsets).await {
-                    Ok(()) => tracker.written(&offsets),
+                    Ok(()) => {
+                        tracker.written(&offsets);
+                        backoff.reset();
+                    }
                     Err(error) => {
-                        failed = true;
-                        tracing::warn!(%error, "storing offsets failed, will retry");
+                        let delay = backoff.next_delay();
+                        retry_in = Some(delay);
+                        tracing::warn!(%error, ?delay, "storing offsets failed, will retry");
                     }
                 }
             }
@@ -499,7 +508,6 @@ async fn run_committer(
     }
 }
 
-/// Logs one line every 10 s while anything happens: rate, lag, stored, rejected.
 /// Every second, sets the state gauges (memory, channel, lag per partition); every 10 s
 /// while anything happens, logs one line: rate, lag, stored, rejected.
 async fn run_observer(
