@@ -213,6 +213,13 @@ async fn orders_flow_from_kafka_to_http_and_postgres() {
         ("/orders/uid/no-such-order", 404),
         ("/orders?order_uid=no-such-order", 404),
         ("/orders/uid/bad%20uid", 400),
+        // Keys are percent-decoded as a router would: these ask for existing-looking keys.
+        ("/orders/uid/no%2Dsuch-order", 404),
+        ("/orders/%39%39%39%39%39%39", 404),
+        ("/orders/%zz", 400),
+        ("/orders/uid/a%2", 400),
+        ("/orders/1/2", 404),
+        ("/orders/uid/", 404),
         ("/orders?order_uid=%3Cscript%3E", 400),
         ("/nothing/here", 404),
     ] {
@@ -226,6 +233,8 @@ async fn orders_flow_from_kafka_to_http_and_postgres() {
         );
     }
     assert_eq!(http(port, "POST", "/orders/1").await.status, 405);
+    assert_eq!(http(port, "DELETE", "/orders/uid/abc").await.status, 405);
+    assert_eq!(http(port, "POST", "/nothing/here").await.status, 404);
 
     app.stop().await;
 }
