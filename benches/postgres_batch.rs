@@ -3,18 +3,12 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use orderstore::order::Order;
 use orderstore::store::postgres::{encode_copy, OrderRow};
 
 fn postgres_batch(c: &mut Criterion) {
     let now = chrono::Utc::now();
     let mut rng = rand::rng();
-    let orders: Vec<Order> = (0..1000)
-        .map(|_| {
-            let (_, json) = orderstore::generate::random_order_json(&mut rng, now);
-            Order::parse(&json, now, 1 << 20).unwrap_or_else(|rejection| panic!("{rejection}"))
-        })
-        .collect();
+    let orders = orderstore::generate::random_parsed_orders(&mut rng, 1000, now);
     let rows: Vec<OrderRow<'_>> = orders
         .iter()
         .enumerate()

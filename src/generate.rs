@@ -115,6 +115,20 @@ pub fn random_order_json(rng: &mut (impl Rng + ?Sized), now: DateTime<Utc>) -> (
     (order.order_uid.into_owned(), json)
 }
 
+/// `n` random valid orders, parsed as handlers parse records (for benchmarks and tests).
+pub fn random_parsed_orders(
+    rng: &mut (impl Rng + ?Sized),
+    n: usize,
+    now: DateTime<Utc>,
+) -> Vec<crate::order::Order> {
+    (0..n)
+        .filter_map(|_| {
+            let (_, json) = random_order_json(rng, now);
+            crate::order::Order::parse(&json, now, json.len()).ok()
+        })
+        .collect()
+}
+
 /// Every kind of record the contract rejects, by name.
 pub const INVALID_KINDS: &[&str] = &[
     "garbage_bytes",

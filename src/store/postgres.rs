@@ -3,8 +3,9 @@
 //!
 //! Orders are JSONB rows keyed by `order_uid`; `id` is an identity column, so PostgreSQL hands
 //! out ids and they never change. A handler's whole batch (orders and rejects) is written by
-//! one transaction in two statements, whatever its size: arrays go in as parameters and
-//! `unnest` turns them into rows, so there is no round trip per order.
+//! one transaction, whatever its size, with no round trip per order: the orders by binary COPY
+//! (or `INSERT .. ON CONFLICT` over `unnest`ed arrays when a uid is already stored), the
+//! rejects by `unnest`ed arrays.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -664,12 +665,8 @@ mod tests {
     fn copy_data_is_one_stream_cut_into_chunks() {
         let now = Utc::now();
         let mut rng = rand::rng();
-        let orders: Vec<Order> = (0..300)
-            .map(|_| {
-                let (_, json) = crate::generate::random_order_json(&mut rng, now);
-                Order::parse(&json, now, 1 << 20).unwrap_or_else(|rejection| panic!("{rejection}"))
-            })
-            .collect();
+        let orders = crate::generate::random_parsed_orders(&mut rng, 300, now);
+        assert_eq!(orders.len(), 300, "generated orders are valid");
         let rows: Vec<OrderRow<'_>> = orders
             .iter()
             .enumerate()
