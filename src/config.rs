@@ -190,7 +190,7 @@ impl Settings {
             max_record_bytes: reader.number("MAX_RECORD_BYTES", 1 << 20, 1..=(1 << 30)),
             handlers: reader.number("HANDLERS", 4, 1..=1024),
             channel_capacity: reader.number("CHANNEL_CAPACITY", 20_000, 1..=10_000_000),
-            batch_size: reader.number("BATCH_SIZE", 4000, 1..=100_000),
+            batch_size: reader.number("BATCH_SIZE", 8000, 1..=100_000),
             database_url: reader.database_url(),
             db_pool_size: reader.number("DB_POOL_SIZE", 8, 1..=1000),
             memory_restore: reader.choice(
