@@ -16,10 +16,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use orderstore::app::RunError;
 use serde_json::{json, Value};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 /// Where Debian's `chromium` package puts the browser; `scripts/test` installs it.
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -227,9 +224,8 @@ fn require_chromium() {
 
 /// An orderstore instance with some orders ingested, serving HTTP on a free port.
 struct RunningInstance {
+    app: RunningApp,
     port: u16,
-    shutdown: CancellationToken,
-    running: JoinHandle<Result<(), RunError>>,
 }
 
 impl RunningInstance {
@@ -243,18 +239,11 @@ impl RunningInstance {
             partitions,
         } = TestBed::new(1).await;
         produce(&partitions[0], orders.into_iter().map(Some).collect()).await;
-
-        let shutdown = CancellationToken::new();
-        let app = build_app(settings(&database, &topic, &[]), shutdown.clone())
-            .await
-            .unwrap_or_else(|error| panic!("the application did not start: {error}"));
-        let port = app.http_port();
-        let running = tokio::spawn(app.run_until_stopped());
+        let app = RunningApp::start(settings(&database, &topic, &[])).await;
         wait_until_caught_up(&db, &topic, &partitions, Duration::from_secs(60)).await;
         RunningInstance {
-            port,
-            shutdown,
-            running,
+            port: app.http_port(),
+            app,
         }
     }
 
@@ -271,14 +260,7 @@ impl RunningInstance {
 
     /// Stops the instance and checks that it stopped cleanly.
     async fn stop(self) {
-        self.shutdown.cancel();
-        let stopped = self
-            .running
-            .await
-            .unwrap_or_else(|error| panic!("the application task failed: {error}"));
-        if let Err(error) = stopped {
-            panic!("the application did not stop cleanly: {error}");
-        }
+        self.app.stop().await;
     }
 }
 
