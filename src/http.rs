@@ -95,6 +95,11 @@ fn reading() -> actix_web::Route {
     web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
 }
 
+/// The route of `GET /orders/{id}`, as [`route_label`] names it.
+const ORDER_BY_ID: &str = "/orders/{id}";
+/// The route of `GET /orders/uid/{order_uid}`, as [`route_label`] names it.
+const ORDER_BY_UID: &str = "/orders/uid/{order_uid}";
+
 /// The route pattern a path is served by, as a metric label. actix can say it too
 /// (`match_pattern`), but it matches the path again and allocates a string on every request;
 /// the routes are few and fixed, and a test keeps this table in step with them.
@@ -111,9 +116,9 @@ fn route_label(path: &str) -> &'static str {
             Some(rest)
                 if rest.len() > 4 && rest.starts_with("uid/") && !rest[4..].contains('/') =>
             {
-                "/orders/uid/{order_uid}"
+                ORDER_BY_UID
             }
-            Some(rest) if !rest.is_empty() && !rest.contains('/') => "/orders/{id}",
+            Some(rest) if !rest.is_empty() && !rest.contains('/') => ORDER_BY_ID,
             _ => "unmatched",
         },
     }
@@ -235,8 +240,8 @@ fn static_file(content_type: header::ContentType, body: &'static str) -> HttpRes
 async fn order_by_path(request: HttpRequest, state: web::Data<HttpState>) -> HttpResponse {
     let path = request.path();
     let route = route_label(path);
-    let by_id = route == "/orders/{id}";
-    if !by_id && route != "/orders/uid/{order_uid}" {
+    let by_id = route == ORDER_BY_ID;
+    if !by_id && route != ORDER_BY_UID {
         return no_such_route().await;
     }
     if !matches!(*request.method(), Method::GET | Method::HEAD) {
