@@ -161,7 +161,6 @@ mod tests {
     use serde_json::{json, Value};
 
     /// The reference: any JSON value as `jsonb_out` prints it, keys sorted at run time.
-    /// Writes `value` as PostgreSQL's `jsonb_out` would.
     fn write_jsonb_text(value: &Value, out: &mut String) {
         match value {
             Value::Null => out.push_str("null"),

@@ -13,8 +13,9 @@
 //! - [`http`]: the read-only HTTP API (actix-web);
 //! - [`app`]: wiring, start-up and ordered shutdown.
 //!
-//! Helpers: [`jsonb`] (the served JSON form), [`backoff`] (retries with jitter), [`stats`] (counters), [`telemetry`] (logs),
-//! [`generate`] (valid random orders for tests, demos and benchmarks).
+//! Helpers: [`jsonb`] (the served JSON form), [`backoff`] (retries with jitter), [`stats`]
+//! (counters), [`telemetry`] (logs), [`generate`] (valid random orders for tests, demos and
+//! benchmarks).
 
 pub mod app;
 pub mod config;

@@ -545,7 +545,7 @@ impl Database {
     }
 }
 
-/// `id`s of PostgreSQL's binary COPY format: microseconds since 2000-01-01 for timestamps.
+/// PostgreSQL's binary format counts timestamps in microseconds since 2000-01-01.
 const POSTGRES_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
 /// Size at which a chunk of COPY data is sent. Chunks this size come from the allocator's
