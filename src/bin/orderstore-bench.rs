@@ -582,9 +582,18 @@ async fn restore(mut settings: Settings, database: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// CPU seconds used so far: by the whole machine (busy time of all cores) and by this
-/// process, to see who works in each phase.
-fn cpu_seconds() -> (f64, f64) {
+/// What the machine and this process have used so far, to see who works in each phase.
+#[derive(Clone, Copy)]
+struct Usage {
+    /// Busy time of all cores, in seconds.
+    machine: f64,
+    /// This process's user and system time, in seconds.
+    own: f64,
+    /// This process's minor page faults: pages the kernel had to map (and zero) for it.
+    own_faults: f64,
+}
+
+fn usage() -> Usage {
     let ticks = 100.0; // USER_HZ on Linux
     let machine = std::fs::read_to_string("/proc/stat")
         .ok()
@@ -600,21 +609,32 @@ fn cpu_seconds() -> (f64, f64) {
             Some(fields.iter().take(8).sum::<f64>() - fields.get(3)? - fields.get(4)?)
         })
         .unwrap_or(0.0);
-    let own = std::fs::read_to_string("/proc/self/stat")
+    // After the command name: state ppid pgrp session tty_nr tpgid flags minflt cminflt
+    // majflt cmajflt utime stime ...
+    let own: Vec<f64> = std::fs::read_to_string("/proc/self/stat")
         .ok()
         .and_then(|stat| {
-            let after_name = stat.rsplit_once(')')?.1;
-            let fields: Vec<&str> = after_name.split_whitespace().collect();
-            Some(fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?)
+            let after_name = stat.rsplit_once(')')?.1.to_string();
+            Some(
+                after_name
+                    .split_whitespace()
+                    .map(|field| field.parse().unwrap_or(0.0))
+                    .collect(),
+            )
         })
-        .unwrap_or(0.0);
-    (machine / ticks, own / ticks)
+        .unwrap_or_default();
+    let field = |index: usize| own.get(index).copied().unwrap_or(0.0);
+    Usage {
+        machine: machine / ticks,
+        own: (field(11) + field(12)) / ticks,
+        own_faults: field(7),
+    }
 }
 
-/// A phase being measured: its start, CPU and WAL position.
+/// A phase being measured: its start, the CPU used so far and the WAL position.
 struct Phase {
     started: Instant,
-    cpu: (f64, f64),
+    usage: Usage,
     wal: i64,
 }
 
@@ -622,13 +642,13 @@ impl Phase {
     async fn start(admin: &tokio_postgres::Client) -> anyhow::Result<Self> {
         Ok(Self {
             wal: wal_position(admin).await?,
-            cpu: cpu_seconds(),
+            usage: usage(),
             started: Instant::now(),
         })
     }
 
-    /// Prints what the phase cost: time, CPU of the machine and of this process, WAL bytes
-    /// per order; returns its seconds.
+    /// Prints what the phase cost: time, CPU of the machine and of this process, the process's
+    /// page faults and the WAL bytes per order; returns its seconds.
     async fn report(
         self,
         label: &str,
@@ -636,14 +656,16 @@ impl Phase {
         n_orders: u64,
     ) -> anyhow::Result<f64> {
         let seconds = self.started.elapsed().as_secs_f64();
-        let cpu = cpu_seconds();
+        let now = usage();
         let wal = wal_position(admin).await? - self.wal;
+        let n_orders = n_orders as f64;
         eprintln!(
             "{label}: {seconds:.2} s, machine busy {:.2} cpu-s, of which this process {:.2} \
-             cpu-s; WAL {:.0} bytes per order",
-            cpu.0 - self.cpu.0,
-            cpu.1 - self.cpu.1,
-            wal as f64 / n_orders as f64
+             cpu-s and {:.2} page faults per order; WAL {:.0} bytes per order",
+            now.machine - self.usage.machine,
+            now.own - self.usage.own,
+            (now.own_faults - self.usage.own_faults) / n_orders,
+            wal as f64 / n_orders
         );
         Ok(seconds)
     }
