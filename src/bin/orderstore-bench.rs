@@ -320,11 +320,14 @@ async fn fetch_all(
                     .await?,
             );
         }
-        let max_bytes = settings.kafka_fetch_max_bytes;
+        let (max_bytes, max_wait) = (
+            settings.kafka_fetch_max_bytes,
+            settings.kafka_fetch_max_wait,
+        );
         readers.push(tokio::spawn(async move {
             let reads = clients
                 .into_iter()
-                .map(|client| read_partition(client, max_bytes));
+                .map(|client| read_partition(client, max_bytes, max_wait));
             futures_util::future::join_all(reads).await
         }));
     }
@@ -337,11 +340,19 @@ async fn fetch_all(
     Ok(documents)
 }
 
-async fn read_partition(client: PartitionClient, max_bytes: i32) -> anyhow::Result<Vec<Document>> {
+async fn read_partition(
+    client: PartitionClient,
+    max_bytes: i32,
+    max_wait: Duration,
+) -> anyhow::Result<Vec<Document>> {
     let mut documents = Vec::new();
     let mut offset = 0;
+    // The same fetch sizes and waits as orderstore's readers.
+    let mut plan = kafka::FetchPlan::new(max_bytes, max_wait);
     loop {
-        let (records, high_watermark) = client.fetch_records(offset, 1..max_bytes, 100).await?;
+        let (records, high_watermark) = client
+            .fetch_records(offset, plan.bytes(), plan.max_wait_ms())
+            .await?;
         for record in records {
             offset = record.offset + 1;
             documents.push(Document {
@@ -350,6 +361,7 @@ async fn read_partition(client: PartitionClient, max_bytes: i32) -> anyhow::Resu
                 value: record.record.value.unwrap_or_default(),
             });
         }
+        plan.answered(offset, high_watermark);
         if offset >= high_watermark {
             return Ok(documents);
         }
