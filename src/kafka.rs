@@ -196,12 +196,14 @@ impl FetchPlan {
         }
     }
 
-    /// Plans the next fetch after an answer: `next_offset` is where it reads from and
-    /// `high_watermark` the one the answer gave. Empty answers grow the size too, so that a
-    /// record larger than the current size is fetched once the size has grown to hold it.
-    pub fn answered(&mut self, next_offset: i64, high_watermark: i64) {
+    /// Plans the next fetch after an answer of `n_records` records: `next_offset` is where it
+    /// reads from and `high_watermark` the one the answer gave. An empty answer grows the size
+    /// too, so that a record larger than the current size is fetched once the size holds it,
+    /// and it makes the next fetch wait even below the high watermark, so that what rskafka
+    /// leaves out of answers (transaction markers) is never fetched again in a busy loop.
+    pub fn answered(&mut self, n_records: usize, next_offset: i64, high_watermark: i64) {
         self.bytes = self.bytes.saturating_mul(2).min(self.max_bytes);
-        self.behind = next_offset < high_watermark;
+        self.behind = n_records > 0 && next_offset < high_watermark;
     }
 }
 
@@ -285,7 +287,7 @@ async fn read_partition(
                     .tracker
                     .observe_high_watermark(partition, high_watermark);
                 let next_offset = records.last().map_or(offset, |record| record.offset + 1);
-                plan.answered(next_offset, high_watermark);
+                plan.answered(records.len(), next_offset, high_watermark);
                 records
             }
             Ok(_)
@@ -396,7 +398,7 @@ mod tests {
         let mut ends = Vec::new();
         for _ in 0..6 {
             ends.push(plan.bytes().end);
-            plan.answered(0, 10);
+            plan.answered(100, 0, 10);
         }
         assert_eq!(
             ends,
@@ -415,24 +417,31 @@ mod tests {
 
         let mut at_limit = FetchPlan::new(i32::MAX, Duration::from_secs(3600 * 24 * 365));
         for _ in 0..40 {
-            plan.answered(0, 10);
-            at_limit.answered(0, 10);
+            at_limit.answered(100, 0, 10);
         }
         assert_eq!(at_limit.bytes(), 1..i32::MAX);
         assert_eq!(at_limit.max_wait_ms(), 0);
+        at_limit.answered(0, 10, 10);
+        assert_eq!(at_limit.max_wait_ms(), i32::MAX, "a year's wait, as long as Kafka takes");
     }
 
     #[test]
     fn fetches_wait_only_once_caught_up() {
         let mut plan = FetchPlan::new(4 << 20, Duration::from_millis(500));
         assert_eq!(plan.max_wait_ms(), 0, "the first fetch may be behind");
-        plan.answered(3000, 10_000);
+        plan.answered(3000, 3000, 10_000);
         assert_eq!(plan.max_wait_ms(), 0, "records remain");
-        plan.answered(10_000, 10_000);
+        plan.answered(7000, 10_000, 10_000);
         assert_eq!(plan.max_wait_ms(), 500, "caught up");
-        plan.answered(10_001, 10_001);
-        assert_eq!(plan.max_wait_ms(), 500);
-        plan.answered(10_001, 10_050);
+        plan.answered(0, 10_000, 10_000);
+        assert_eq!(plan.max_wait_ms(), 500, "still caught up");
+        plan.answered(1, 10_001, 10_050);
         assert_eq!(plan.max_wait_ms(), 0, "new records arrived");
+        plan.answered(0, 10_001, 10_050);
+        assert_eq!(
+            plan.max_wait_ms(),
+            500,
+            "nothing came back below the watermark"
+        );
     }
 }

@@ -353,6 +353,7 @@ async fn read_partition(
         let (records, high_watermark) = client
             .fetch_records(offset, plan.bytes(), plan.max_wait_ms())
             .await?;
+        let n_records = records.len();
         for record in records {
             offset = record.offset + 1;
             documents.push(Document {
@@ -361,7 +362,7 @@ async fn read_partition(
                 value: record.record.value.unwrap_or_default(),
             });
         }
-        plan.answered(offset, high_watermark);
+        plan.answered(n_records, offset, high_watermark);
         if offset >= high_watermark {
             return Ok(documents);
         }
