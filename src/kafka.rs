@@ -422,7 +422,11 @@ mod tests {
         assert_eq!(at_limit.bytes(), 1..i32::MAX);
         assert_eq!(at_limit.max_wait_ms(), 0);
         at_limit.answered(0, 10, 10);
-        assert_eq!(at_limit.max_wait_ms(), i32::MAX, "a year's wait, as long as Kafka takes");
+        assert_eq!(
+            at_limit.max_wait_ms(),
+            i32::MAX,
+            "a year's wait, as long as Kafka takes"
+        );
     }
 
     #[test]
