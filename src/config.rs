@@ -43,9 +43,10 @@ pub struct Settings {
     pub kafka_readers: usize,
     /// Where a partition without a stored offset starts.
     pub kafka_start_offset: StartOffset,
-    /// Most bytes one fetch request asks for, per partition.
+    /// Most bytes one fetch request asks for, per partition (see `kafka::FetchPlan`).
     pub kafka_fetch_max_bytes: i32,
-    /// How long the broker may hold a fetch open waiting for new records.
+    /// How long the broker may hold a fetch open waiting for new records, once the partition
+    /// has caught up (see `kafka::FetchPlan`).
     pub kafka_fetch_max_wait: Duration,
     /// Largest record value accepted as an order; larger ones are rejected unparsed.
     pub max_record_bytes: usize,

@@ -137,9 +137,9 @@ pub struct ReaderContext {
     pub stored_offsets: HashMap<i32, i64>,
     /// Where partitions without a stored offset start.
     pub start_offset: StartOffset,
-    /// Most bytes per fetch.
+    /// Most bytes per fetch, which fetches grow to.
     pub fetch_max_bytes: i32,
-    /// Longest a fetch waits for records.
+    /// Longest a fetch waits for records once its partition has caught up.
     pub fetch_max_wait: Duration,
     /// In-flight and done offsets.
     pub tracker: Arc<OffsetTracker>,
