@@ -155,7 +155,7 @@ const FIRST_FETCH_BYTES: i32 = 64 << 10;
 /// What a partition's next fetch asks the broker for: how many bytes, and how long the broker
 /// may hold it open waiting for records.
 ///
-/// - Bytes: [`FIRST_FETCH_BYTES`] first, then twice the size of the fetch before, up to
+/// - Bytes: 64 KiB (`FIRST_FETCH_BYTES`) first, then twice the size of the fetch before, up to
 ///   `KAFKA_FETCH_MAX_BYTES`. On a backlog, nothing reaches PostgreSQL (the slowest stage)
 ///   before the first fetches are decoded and checked; small first fetches give the handlers
 ///   work within milliseconds, and six doublings later fetches are full size.

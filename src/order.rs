@@ -3,7 +3,7 @@
 //!
 //! Parsing happens in two steps. serde turns the bytes into typed documents, which already
 //! enforces the envelope: an object, every field present, no field unknown or named twice, no
-//! `null`, every number a JSON integer that fits in `i64`. Then [`OrderDoc::check`] applies the
+//! `null`, every number a JSON integer that fits in `i64`. Then `OrderDoc::check` applies the
 //! field rules one by one. Code past [`Order::parse`] can only hold orders that passed both.
 
 use std::fmt;

@@ -96,8 +96,9 @@ pub struct Inserted {
     pub row: usize,
 }
 
-/// Builds the connection pool. Connections are made lazily, so this succeeds while
-/// PostgreSQL is down; [`wait_until_reachable`](Database::wait_until_reachable) waits for it.
+/// orderstore's PostgreSQL: a pool of connections and the topic whose orders and offsets it
+/// holds. Connections are made lazily, so building one succeeds while PostgreSQL is down; the
+/// application retries [`Database::migrate`] until it is up.
 #[derive(Clone)]
 pub struct Database {
     pool: Pool,
@@ -554,8 +555,8 @@ const POSTGRES_EPOCH_MICROS: i64 = 946_684_800_000_000;
 /// zeroing its pages.
 const COPY_CHUNK_BYTES: usize = 256 << 10;
 
-/// Encodes orders as a binary COPY stream for the columns of [`COPY_ORDERS`], with the given
-/// ids, in chunks of about [`COPY_CHUNK_BYTES`]: no per-row round trip or allocation.
+/// Encodes orders as a binary COPY stream for the columns of `COPY_ORDERS`, with the given
+/// ids, in chunks of about `COPY_CHUNK_BYTES`: no per-row round trip or allocation.
 pub fn encode_copy<'a>(
     topic: &'a str,
     orders: &'a [OrderRow<'a>],
