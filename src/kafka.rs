@@ -169,6 +169,7 @@ pub struct FetchPlan {
     max_bytes: i32,
     max_wait_ms: i32,
     behind: bool,
+    stalled: u32,
 }
 
 impl FetchPlan {
@@ -179,6 +180,7 @@ impl FetchPlan {
             max_bytes,
             max_wait_ms: i32::try_from(max_wait.as_millis()).unwrap_or(i32::MAX),
             behind: true,
+            stalled: 0,
         }
     }
 
@@ -204,6 +206,14 @@ impl FetchPlan {
     pub fn answered(&mut self, n_records: usize, next_offset: i64, high_watermark: i64) {
         self.bytes = self.bytes.saturating_mul(2).min(self.max_bytes);
         self.behind = n_records > 0 && next_offset < high_watermark;
+        let stalled = n_records == 0 && next_offset < high_watermark;
+        self.stalled = if stalled { self.stalled.saturating_add(1) } else { 0 };
+    }
+
+    /// Answers in a row that brought no records although the partition holds records past the
+    /// offset asked for.
+    pub fn stalled_answers(&self) -> u32 {
+        self.stalled
     }
 }
 
@@ -271,6 +281,7 @@ async fn read_partition(
 
     let mut plan = FetchPlan::new(context.fetch_max_bytes, context.fetch_max_wait);
     let mut backoff = Backoff::for_outages();
+    let mut stall_backoff = Backoff::for_outages();
     loop {
         let fetched = tokio::select! {
             biased;
@@ -312,8 +323,33 @@ async fn read_partition(
             }
         };
         let Some(last) = records.last().map(|record| record.offset) else {
-            continue;
+            let stalled = plan.stalled_answers();
+            if stalled == 0 {
+                stall_backoff.reset();
+                continue;
+            }
+            // Nothing came back below the high watermark: a batch larger than the fetch size
+            // (which grows), or a transaction marker, which rskafka leaves out of its answers
+            // without saying how far it reaches. Kafka answers again at once whatever the
+            // wait, so wait here; and say so when it lasts.
+            if stalled >= 8 && stalled.is_power_of_two() {
+                tracing::warn!(
+                    topic,
+                    partition,
+                    offset,
+                    answers = stalled,
+                    "the broker returns no records at this offset though the partition holds \
+                     later ones; if a transactional producer writes to the topic, this is a \
+                     transaction marker, which rskafka cannot read past"
+                );
+            }
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return,
+                _ = stall_backoff.wait() => continue,
+            }
         };
+        stall_backoff.reset();
         context.tracker.register(
             partition,
             offset,
@@ -441,11 +477,19 @@ mod tests {
         assert_eq!(plan.max_wait_ms(), 500, "still caught up");
         plan.answered(1, 10_001, 10_050);
         assert_eq!(plan.max_wait_ms(), 0, "new records arrived");
+        assert_eq!(plan.stalled_answers(), 0);
         plan.answered(0, 10_001, 10_050);
         assert_eq!(
             plan.max_wait_ms(),
             500,
             "nothing came back below the watermark"
         );
+        plan.answered(0, 10_001, 10_050);
+        assert_eq!(plan.stalled_answers(), 2);
+        plan.answered(0, 10_050, 10_050);
+        assert_eq!(plan.stalled_answers(), 0, "caught up is not stalled");
+        plan.answered(0, 10_050, 10_060);
+        plan.answered(10, 10_060, 10_060);
+        assert_eq!(plan.stalled_answers(), 0, "records came");
     }
 }
