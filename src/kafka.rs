@@ -162,14 +162,15 @@ const FIRST_FETCH_BYTES: i32 = 64 << 10;
 /// - Wait: none while the partition is behind its high watermark, `KAFKA_FETCH_MAX_WAIT` once
 ///   it has caught up. Kafka answers as soon as it has records whatever the wait, but tansu
 ///   holds every fetch for about half of the wait even when it has records: with the default
-///   500 ms wait, a backlog was read 250 ms per fetch.
+///   500 ms wait, a backlog was read 250 ms per fetch. An answer with no records below the
+///   high watermark counts as caught up (see [`FetchPlan::pause`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FetchPlan {
     bytes: i32,
     max_bytes: i32,
-    max_wait_ms: i32,
+    max_wait: Duration,
     behind: bool,
-    stalled: u32,
+    pause: bool,
 }
 
 impl FetchPlan {
@@ -178,9 +179,9 @@ impl FetchPlan {
         Self {
             bytes: FIRST_FETCH_BYTES.min(max_bytes),
             max_bytes,
-            max_wait_ms: i32::try_from(max_wait.as_millis()).unwrap_or(i32::MAX),
+            max_wait,
             behind: true,
-            stalled: 0,
+            pause: false,
         }
     }
 
@@ -194,26 +195,30 @@ impl FetchPlan {
         if self.behind {
             0
         } else {
-            self.max_wait_ms
+            i32::try_from(self.max_wait.as_millis()).unwrap_or(i32::MAX)
         }
     }
 
-    /// Plans the next fetch after an answer of `n_records` records: `next_offset` is where it
-    /// reads from and `high_watermark` the one the answer gave. An empty answer grows the size
-    /// too, so that a record larger than the current size is fetched once the size holds it,
-    /// and it makes the next fetch wait even below the high watermark, so that what rskafka
-    /// leaves out of answers (transaction markers) is never fetched again in a busy loop.
-    pub fn answered(&mut self, n_records: usize, next_offset: i64, high_watermark: i64) {
-        self.bytes = self.bytes.saturating_mul(2).min(self.max_bytes);
-        self.behind = n_records > 0 && next_offset < high_watermark;
-        let stalled = n_records == 0 && next_offset < high_watermark;
-        self.stalled = if stalled { self.stalled.saturating_add(1) } else { 0 };
+    /// How long to wait before the next fetch, if at all: after a full-size fetch came back
+    /// empty below the high watermark. rskafka reads committed records only, so what is there
+    /// is a transaction still open (Kafka holds such a fetch for its wait) or a transaction
+    /// marker, which rskafka leaves out of its answers. Kafka answers a fetch for a marker at
+    /// once whatever its wait: without a pause the reader would spin until the producer writes
+    /// again.
+    pub fn pause(&self) -> Option<Duration> {
+        self.pause.then_some(self.max_wait)
     }
 
-    /// Answers in a row that brought no records although the partition holds records past the
-    /// offset asked for.
-    pub fn stalled_answers(&self) -> u32 {
-        self.stalled
+    /// Plans the next fetch after an answer of `n_records` records: `next_offset` is where it
+    /// reads from and `high_watermark` the one the answer gave. Every answer doubles the size,
+    /// empty ones too, so that a record larger than the current size is fetched once the size
+    /// holds it. An empty answer below the high watermark makes the next fetch wait as a
+    /// caught-up one does, after a [`pause`](Self::pause).
+    pub fn answered(&mut self, n_records: usize, next_offset: i64, high_watermark: i64) {
+        let empty_below_watermark = n_records == 0 && next_offset < high_watermark;
+        self.pause = empty_below_watermark && self.bytes == self.max_bytes;
+        self.bytes = self.bytes.saturating_mul(2).min(self.max_bytes);
+        self.behind = n_records > 0 && next_offset < high_watermark;
     }
 }
 
@@ -281,7 +286,6 @@ async fn read_partition(
 
     let mut plan = FetchPlan::new(context.fetch_max_bytes, context.fetch_max_wait);
     let mut backoff = Backoff::for_outages();
-    let mut stall_backoff = Backoff::for_outages();
     loop {
         let fetched = tokio::select! {
             biased;
@@ -323,33 +327,15 @@ async fn read_partition(
             }
         };
         let Some(last) = records.last().map(|record| record.offset) else {
-            let stalled = plan.stalled_answers();
-            if stalled == 0 {
-                stall_backoff.reset();
-                continue;
+            if let Some(pause) = plan.pause() {
+                tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(pause) => {}
+                }
             }
-            // Nothing came back below the high watermark: a batch larger than the fetch size
-            // (which grows), or a transaction marker, which rskafka leaves out of its answers
-            // without saying how far it reaches. Kafka answers again at once whatever the
-            // wait, so wait here; and say so when it lasts.
-            if stalled >= 8 && stalled.is_power_of_two() {
-                tracing::warn!(
-                    topic,
-                    partition,
-                    offset,
-                    answers = stalled,
-                    "the broker returns no records at this offset though the partition holds \
-                     later ones; if a transactional producer writes to the topic, this is a \
-                     transaction marker, which rskafka cannot read past"
-                );
-            }
-            tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => return,
-                _ = stall_backoff.wait() => continue,
-            }
+            continue;
         };
-        stall_backoff.reset();
         context.tracker.register(
             partition,
             offset,
@@ -448,6 +434,14 @@ mod tests {
             ]
         );
 
+        let mut growing = FetchPlan::new(4 << 20, Duration::from_millis(500));
+        growing.answered(0, 0, 10);
+        assert_eq!(
+            growing.pause(),
+            None,
+            "a larger fetch may hold a larger record"
+        );
+
         let below_first = FetchPlan::new(1024, Duration::ZERO);
         assert_eq!(below_first.bytes(), 1..1024);
 
@@ -467,7 +461,7 @@ mod tests {
 
     #[test]
     fn fetches_wait_only_once_caught_up() {
-        let mut plan = FetchPlan::new(4 << 20, Duration::from_millis(500));
+        let mut plan = FetchPlan::new(FIRST_FETCH_BYTES, Duration::from_millis(500));
         assert_eq!(plan.max_wait_ms(), 0, "the first fetch may be behind");
         plan.answered(3000, 3000, 10_000);
         assert_eq!(plan.max_wait_ms(), 0, "records remain");
@@ -477,19 +471,21 @@ mod tests {
         assert_eq!(plan.max_wait_ms(), 500, "still caught up");
         plan.answered(1, 10_001, 10_050);
         assert_eq!(plan.max_wait_ms(), 0, "new records arrived");
-        assert_eq!(plan.stalled_answers(), 0);
+        assert_eq!(plan.pause(), None);
         plan.answered(0, 10_001, 10_050);
         assert_eq!(
             plan.max_wait_ms(),
             500,
             "nothing came back below the watermark"
         );
-        plan.answered(0, 10_001, 10_050);
-        assert_eq!(plan.stalled_answers(), 2);
+        assert_eq!(
+            plan.pause(),
+            Some(Duration::from_millis(500)),
+            "a transaction marker"
+        );
         plan.answered(0, 10_050, 10_050);
-        assert_eq!(plan.stalled_answers(), 0, "caught up is not stalled");
-        plan.answered(0, 10_050, 10_060);
+        assert_eq!(plan.pause(), None, "caught up: the fetch itself waits");
         plan.answered(10, 10_060, 10_060);
-        assert_eq!(plan.stalled_answers(), 0, "records came");
+        assert_eq!(plan.pause(), None);
     }
 }
