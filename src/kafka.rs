@@ -455,7 +455,7 @@ mod tests {
         assert_eq!(
             at_limit.max_wait_ms(),
             i32::MAX,
-            "a year's wait, as long as Kafka takes"
+            "a wait beyond i32 milliseconds is capped"
         );
     }
 

@@ -627,7 +627,7 @@ fn usage() -> Usage {
     let own: Vec<f64> = std::fs::read_to_string("/proc/self/stat")
         .ok()
         .and_then(|stat| {
-            let after_name = stat.rsplit_once(')')?.1.to_string();
+            let after_name = stat.rsplit_once(')')?.1;
             Some(
                 after_name
                     .split_whitespace()
