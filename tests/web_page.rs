@@ -78,7 +78,7 @@ async fn hostile_order_fields_render_as_literal_text() {
     .await;
     let hostile_id = instance.order_id(&hostile_uid).await;
 
-    let dom = render_dom(instance.port, &hostile_uid).await;
+    let dom = render_dom(instance.port(), &hostile_uid).await;
 
     // Every hostile value is in the DOM as escaped text.
     for hostile_value in [
@@ -144,7 +144,7 @@ async fn hostile_order_fields_render_as_literal_text() {
     let screenshot = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("test-artifacts")
         .join("web-page.png");
-    take_screenshot(instance.port, &hostile_uid, &screenshot).await;
+    take_screenshot(instance.port(), &hostile_uid, &screenshot).await;
     let png = std::fs::read(&screenshot)
         .unwrap_or_else(|error| panic!("cannot read {}: {error}", screenshot.display()));
     assert!(
@@ -169,7 +169,7 @@ async fn the_page_finds_orders_by_id_and_explains_missing_and_malformed_keys() {
     let canonical_id = instance.order_id(CANONICAL_UID).await;
 
     // A search by id (all digits) finds the order.
-    let by_id = render_dom(instance.port, &canonical_id.to_string()).await;
+    let by_id = render_dom(instance.port(), &canonical_id.to_string()).await;
     for expected in [
         format!(">{CANONICAL_UID}<"),
         format!(">id {canonical_id}<"),
@@ -191,20 +191,20 @@ async fn the_page_finds_orders_by_id_and_explains_missing_and_malformed_keys() {
     );
 
     // A missing uid and a missing id are said to be missing.
-    let missing_uid = render_dom(instance.port, "no-such-order").await;
+    let missing_uid = render_dom(instance.port(), "no-such-order").await;
     assert!(
         missing_uid.contains("No order with order_uid no-such-order"),
         "no not-found message:\n{missing_uid}"
     );
     let missing_id = canonical_id + 1_000_000;
-    let missing_by_id = render_dom(instance.port, &missing_id.to_string()).await;
+    let missing_by_id = render_dom(instance.port(), &missing_id.to_string()).await;
     assert!(
         missing_by_id.contains(&format!("No order with id {missing_id}")),
         "no not-found message:\n{missing_by_id}"
     );
 
     // A malformed id is refused by the server (400), and its explanation is shown.
-    let malformed = render_dom(instance.port, "007").await;
+    let malformed = render_dom(instance.port(), "007").await;
     assert!(
         malformed.contains("malformed id: expected a positive integer such as 42"),
         "the server's error text is not shown:\n{malformed}"
@@ -225,7 +225,6 @@ fn require_chromium() {
 /// An orderstore instance with some orders ingested, serving HTTP on a free port.
 struct RunningInstance {
     app: RunningApp,
-    port: u16,
 }
 
 impl RunningInstance {
@@ -241,21 +240,23 @@ impl RunningInstance {
         produce(&partitions[0], orders.into_iter().map(Some).collect()).await;
         let app = RunningApp::start(settings(&database, &topic, &[])).await;
         wait_until_caught_up(&db, &topic, &partitions, Duration::from_secs(60)).await;
-        RunningInstance {
-            port: app.http_port(),
-            app,
-        }
+        RunningInstance { app }
     }
 
     /// The id the service gave the order with `uid`, read from `X-Order-Id` as the page does.
     async fn order_id(&self, uid: &str) -> i64 {
-        let answer = http(self.port, "GET", &format!("/orders/uid/{uid}")).await;
+        let answer = http(self.port(), "GET", &format!("/orders/uid/{uid}")).await;
         assert_eq!(answer.status, 200, "order {uid} was not stored");
         answer
             .headers
             .get("x-order-id")
             .and_then(|id| id.parse().ok())
             .unwrap_or_else(|| panic!("no X-Order-Id for {uid}: {:?}", answer.headers))
+    }
+
+    /// The port it serves HTTP on.
+    fn port(&self) -> u16 {
+        self.app.http_port()
     }
 
     /// Stops the instance and checks that it stopped cleanly.
