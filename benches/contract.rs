@@ -4,7 +4,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use orderstore::order::Order;
+use orderstore::order::ValidOrder;
 use serde_json::Value;
 
 const CANONICAL: &str = include_str!("../tests/data/canonical-order.json");
@@ -25,12 +25,12 @@ fn contract(c: &mut Criterion) {
         serde_json::to_vec(&serde_json::from_str::<Value>(CANONICAL).unwrap_or(Value::Null))
             .unwrap_or_default();
     let large = large_order();
-    assert!(Order::parse(&canonical, now, 1 << 20).is_ok());
-    assert!(Order::parse(&large, now, 1 << 20).is_ok());
+    assert!(ValidOrder::parse(&canonical, now, 1 << 20).is_ok());
+    assert!(ValidOrder::parse(&large, now, 1 << 20).is_ok());
     for (name, raw) in [("canonical order", canonical), ("100-item order", large)] {
         group.throughput(Throughput::Bytes(raw.len() as u64));
         group.bench_function(name, |b| {
-            b.iter(|| Order::parse(black_box(&raw), now, 1 << 20))
+            b.iter(|| ValidOrder::parse(black_box(&raw), now, 1 << 20))
         });
     }
     group.finish();

@@ -6,12 +6,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use orderstore::store::memory::{MemoryStore, StoredOrder};
+use orderstore::store::memory::MemoryStore;
+use orderstore::store::ServedOrder;
 
 const N_ORDERS: i64 = 1_000_000;
 
-fn order(id: i64, json: &Bytes) -> StoredOrder {
-    StoredOrder {
+fn order(id: i64, json: &Bytes) -> ServedOrder {
+    ServedOrder {
         id,
         order_uid: format!("{id:016x}b563feb7b2b84b6test").into(),
         created_micros: 1_700_000_000_000_000 + (id * 7919) % 1_000_000_000,
@@ -35,7 +36,7 @@ fn memory(c: &mut Criterion) {
         let mut next = N_ORDERS;
         b.iter_batched(
             || {
-                let batch: Vec<StoredOrder> = (next + 1..=next + 1000)
+                let batch: Vec<ServedOrder> = (next + 1..=next + 1000)
                     .map(|id| order(id, &json))
                     .collect();
                 next += 1000;

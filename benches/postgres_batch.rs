@@ -3,16 +3,17 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use orderstore::store::postgres::{encode_copy, OrderRow};
+use orderstore::store::postgres::copy::encode_copy;
+use orderstore::store::postgres::IncomingOrder;
 
 fn postgres_batch(c: &mut Criterion) {
     let now = chrono::Utc::now();
     let mut rng = rand::rng();
-    let orders = orderstore::generate::random_parsed_orders(&mut rng, 1000, now);
-    let rows: Vec<OrderRow<'_>> = orders
+    let orders = orderstore::fake_data::random_parsed_orders(&mut rng, 1000, now);
+    let rows: Vec<IncomingOrder<'_>> = orders
         .iter()
         .enumerate()
-        .map(|(index, order)| OrderRow {
+        .map(|(index, order)| IncomingOrder {
             order,
             partition: (index % 8) as i32,
             offset: index as i64,

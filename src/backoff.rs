@@ -1,9 +1,11 @@
-//! Exponential backoff with full jitter, for waiting out PostgreSQL and Kafka outages.
-//! Sleeps go through `tokio::time`, so tests can run them under paused time.
+//! Exponential backoff with equal jitter (each delay between half and all of its step), and
+//! [`retry_until_ok`], for waiting out PostgreSQL and Kafka outages. Sleeps go through
+//! `tokio::time`, so tests can run them under paused time.
 
 use std::time::Duration;
 
 use rand::RngExt;
+use tokio_util::sync::CancellationToken;
 
 /// The delays between attempts: doubling from `initial` up to `max`, each drawn at random
 /// between half and all of the current step so that many tasks do not retry in lockstep.
@@ -45,6 +47,39 @@ impl Backoff {
     /// Starts over after a success.
     pub fn reset(&mut self) {
         self.step = self.initial;
+    }
+}
+
+/// Retries `attempt` with backoff until it succeeds; `None` if shutdown came first.
+/// Each failure is logged at WARN with `what` failed.
+pub async fn retry_until_ok<T, E, F, Fut>(
+    what: &str,
+    shutdown: &CancellationToken,
+    mut attempt: F,
+) -> Option<T>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut backoff = Backoff::for_outages();
+    loop {
+        let result = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return None,
+            result = attempt() => result,
+        };
+        match result {
+            Ok(value) => return Some(value),
+            Err(error) => {
+                tracing::warn!(%error, "{what} failed, retrying");
+                tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => return None,
+                    _ = backoff.wait() => {}
+                }
+            }
+        }
     }
 }
 

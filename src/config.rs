@@ -50,8 +50,8 @@ pub struct Settings {
     pub kafka_fetch_max_wait: Duration,
     /// Largest record value accepted as an order; larger ones are rejected unparsed.
     pub max_record_bytes: usize,
-    /// Handler tasks.
-    pub handlers: usize,
+    /// Batch writer tasks (`HANDLERS`, the name earlier versions used).
+    pub batch_writers: usize,
     /// Records the channel between readers and handlers holds before readers wait.
     pub channel_capacity: usize,
     /// Most records a handler takes and writes in one transaction.
@@ -102,7 +102,7 @@ impl fmt::Debug for Settings {
             .field("kafka_fetch_max_bytes", &self.kafka_fetch_max_bytes)
             .field("kafka_fetch_max_wait", &self.kafka_fetch_max_wait)
             .field("max_record_bytes", &self.max_record_bytes)
-            .field("handlers", &self.handlers)
+            .field("batch_writers", &self.batch_writers)
             .field("channel_capacity", &self.channel_capacity)
             .field("batch_size", &self.batch_size)
             .field("database", &self.database_display())
@@ -142,7 +142,7 @@ impl Settings {
     /// Reads the settings through `lookup`, which returns a variable's value if it is set.
     /// An empty value counts as unset, so `.env` may leave a line blank to mean the default.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, SettingsError> {
-        let mut reader = Reader {
+        let mut reader = VariableReader {
             lookup: &lookup,
             problems: Vec::new(),
         };
@@ -189,7 +189,7 @@ impl Settings {
             kafka_fetch_max_bytes: reader.number("KAFKA_FETCH_MAX_BYTES", 4 << 20, 1024..=i32::MAX),
             kafka_fetch_max_wait: reader.duration("KAFKA_FETCH_MAX_WAIT", "500ms", false),
             max_record_bytes: reader.number("MAX_RECORD_BYTES", 1 << 20, 1..=(1 << 30)),
-            handlers: reader.number("HANDLERS", 4, 1..=1024),
+            batch_writers: reader.number("HANDLERS", 4, 1..=1024),
             channel_capacity: reader.number("CHANNEL_CAPACITY", 20_000, 1..=10_000_000),
             batch_size: reader.number("BATCH_SIZE", 8000, 1..=100_000),
             database_url: reader.database_url(),
@@ -262,12 +262,14 @@ impl Settings {
     }
 }
 
-struct Reader<'a> {
+/// Reads and checks one variable at a time, collecting every problem instead of stopping at
+/// the first.
+struct VariableReader<'a> {
     lookup: &'a dyn Fn(&str) -> Option<String>,
     problems: Vec<String>,
 }
 
-impl Reader<'_> {
+impl VariableReader<'_> {
     fn problem(&mut self, name: &str, expected: &str) {
         let line = format!("{name}: expected {expected}");
         if !self.problems.contains(&line) {
@@ -433,7 +435,7 @@ mod tests {
         ])
         .unwrap_or_else(|error| panic!("{error}"));
         assert_eq!(settings.kafka_brokers, vec!["a:1", "b:2"]);
-        assert_eq!(settings.handlers, 7);
+        assert_eq!(settings.batch_writers, 7);
         assert_eq!(settings.memory_max_age, None);
         assert_eq!(settings.sweep_interval, Duration::from_millis(250));
         assert_eq!(settings.log_format, LogFormat::Json);

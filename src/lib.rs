@@ -4,32 +4,54 @@
 //! The modules, in the order data flows through them:
 //!
 //! - [`config`]: every setting, read from the environment and checked before anything starts;
-//! - [`order`]: the contract, turning raw bytes into an [`order::Order`] or a rejection;
-//! - [`kafka`]: reader tasks fetching partitions with rskafka into a bounded channel;
-//! - [`offsets`]: which offsets are durable, so the stored offset never passes a lost record;
-//! - [`handler`]: handler tasks that check, store and acknowledge records in batches;
-//! - [`store`]: the in-memory DashMaps and PostgreSQL, the only module with SQL;
+//! - [`order`]: the contract, turning raw bytes into an [`order::ValidOrder`] or a rejection,
+//!   and the served JSON form;
+//! - [`kafka`]: the consumer, whose reader tasks fetch partitions with rskafka into a bounded
+//!   channel;
+//! - [`ingest`]: batch writer tasks that check, store and acknowledge records in batches;
+//! - [`store`]: the in-memory DashMaps and PostgreSQL (the only module with SQL), and the
+//!   [`store::ServedOrder`] both hold;
+//! - [`offsets`]: which offsets are durable, and the committer that stores them;
+//! - [`restore`]: memory filled from PostgreSQL at start-up;
 //! - [`sweeper`]: evicts orders from memory by count and age;
 //! - [`http`]: the read-only HTTP API (actix-web);
-//! - [`app`]: wiring, start-up and ordered shutdown.
+//! - [`app`]: the start-up and shutdown order.
 //!
-//! Helpers: [`jsonb`] (the served JSON form), [`backoff`] (retries with jitter), [`stats`]
-//! (counters), [`telemetry`] (logs), [`generate`] (valid random orders for tests, demos and
-//! benchmarks).
+//! Around them: [`events`] (one typed event per happening: counts, metrics and logs),
+//! [`observer`] (gauges and the progress log), [`shutdown`] (named components under one
+//! shutdown root), [`backoff`] (retries with jitter), [`telemetry`] (logs), and [`fake_data`]
+//! (random orders and invalid records, and the writer that produces them to the topic).
 
-pub mod app;
+#![warn(missing_docs)]
+
 pub mod config;
-pub mod handler;
-pub mod http;
-pub mod kafka;
-pub mod offsets;
+
 pub mod order;
+
+pub mod kafka;
+
+pub mod ingest;
+
 pub mod store;
+
+pub mod offsets;
+
+pub mod restore;
+
 pub mod sweeper;
 
+pub mod http;
+
+pub mod app;
+
 pub mod backoff;
-pub mod generate;
-pub mod jsonb;
-pub mod stats;
+
+pub mod events;
+
+pub mod fake_data;
+
+pub mod observer;
+
+pub mod shutdown;
+
 pub mod telemetry;
-pub mod writer;

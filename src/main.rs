@@ -10,17 +10,19 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use orderstore::app::{Application, StartError};
 use orderstore::config::Settings;
-use orderstore::writer::{self, WriterOptions, WriterProgress};
+use orderstore::events::Events;
+use orderstore::fake_data::writer::{self, WriterOptions, WriterProgress};
+use orderstore::shutdown::ShutdownManager;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
-/// A high-throughput order store: Kafka in, PostgreSQL and memory, HTTP out. Settings come
-/// from the environment and `.env` (see README.md).
-/// mimalloc: far less time in malloc and free than glibc's allocator on the ingest path, and
-/// less fragmentation for a store that holds a million small allocations.
+/// mimalloc: less time in malloc and free than glibc's allocator on the ingest path, and less
+/// fragmentation for a store that holds a million small allocations.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// A high-throughput order store: Kafka in, PostgreSQL and memory, HTTP out. Settings come
+/// from the environment and `.env` (see README.md).
 #[derive(Parser)]
 #[command(version)]
 struct Cli {
@@ -131,17 +133,21 @@ async fn produce(settings: Settings, options: WriterOptions) -> anyhow::Result<(
     );
     let progress = Arc::new(WriterProgress::default());
     let started = Instant::now();
-    let writers = tokio::spawn(writer::run_writers(
+    let manager = ShutdownManager::new(shutdown);
+    let writers = writer::start_writers(
+        &manager,
         producers,
         options,
         Arc::clone(&progress),
-        shutdown,
-    ));
-    while !writers.is_finished() {
+        Arc::new(Events::default()),
+    );
+    while !writers.iter().all(|task| task.is_finished()) {
         bar.set_position(progress.produced());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    writers.await.context("the writer tasks failed")?;
+    if let Some(failure) = manager.take_failure() {
+        return Err(failure.into());
+    }
     bar.set_position(progress.produced());
     bar.finish();
     let seconds = started.elapsed().as_secs_f64();

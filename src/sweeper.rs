@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use crate::stats::Stats;
+use crate::events::{Events, OrdersEvicted};
 use crate::store::memory::{Evicted, MemoryStore};
 
 /// Wall-clock time that advances with `tokio::time`, so age eviction can be tested under paused
@@ -75,7 +75,7 @@ pub async fn run_sweeper(
     policy: SweepPolicy,
     interval: Duration,
     clock: Clock,
-    stats: Arc<Stats>,
+    events: Arc<Events>,
     shutdown: CancellationToken,
 ) {
     let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
@@ -87,25 +87,20 @@ pub async fn run_sweeper(
             _ = ticker.tick() => {}
         }
         let evicted = sweep_once(&memory, policy, &clock);
-        stats.evicted(evicted);
-        if evicted != Evicted::default() {
-            tracing::debug!(
-                by_age = evicted.by_age,
-                by_count = evicted.by_count,
-                in_memory = memory.len(),
-                "sweep evicted orders"
-            );
-        }
+        events.emit(OrdersEvicted {
+            evicted,
+            in_memory: memory.len(),
+        });
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::memory::StoredOrder;
+    use crate::store::ServedOrder;
 
-    fn order(id: i64, created: DateTime<Utc>) -> StoredOrder {
-        StoredOrder::new(id, &format!("uid-{id}"), created, bytes::Bytes::new())
+    fn order(id: i64, created: DateTime<Utc>) -> ServedOrder {
+        ServedOrder::new(id, &format!("uid-{id}"), created, bytes::Bytes::new())
     }
 
     #[tokio::test(start_paused = true)]
@@ -113,7 +108,7 @@ mod tests {
         let start = Utc::now();
         let clock = Clock::starting_at(start);
         let memory = Arc::new(MemoryStore::new());
-        let stats = Arc::new(Stats::default());
+        let events = Arc::new(Events::default());
         let shutdown = CancellationToken::new();
         // Ten orders, one a minute old, one two minutes old, and so on.
         memory.insert_many((1..=10).map(|id| order(id, start - chrono::Duration::minutes(id))));
@@ -126,7 +121,7 @@ mod tests {
             policy,
             Duration::from_secs(10),
             clock,
-            Arc::clone(&stats),
+            Arc::clone(&events),
             shutdown.clone(),
         ));
 
@@ -138,14 +133,14 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert_eq!(memory.len(), 8);
         assert!(memory.get_by_id(10).is_none() && memory.get_by_id(9).is_none());
-        assert_eq!(Stats::get(&stats.evicted_by_count), 2);
+        assert_eq!(events.counters().evicted_by_count(), 2);
 
         // 55 minutes on, orders 5..=8 are over an hour old (60 to 63 minutes); the sweeps
         // in between evict them as they cross the age.
         tokio::time::sleep(Duration::from_secs(55 * 60)).await;
         assert_eq!(memory.len(), 4);
         assert!(memory.get_by_id(5).is_none() && memory.get_by_id(4).is_some());
-        assert_eq!(Stats::get(&stats.evicted_by_age), 4);
+        assert_eq!(events.counters().evicted_by_age(), 4);
 
         shutdown.cancel();
         assert!(sweeper.await.is_ok());

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::*;
-use orderstore::generate::{invalid_record_of_kind, INVALID_KINDS};
+use orderstore::fake_data::{invalid_record_of_kind, INVALID_KINDS};
 
 /// Parses Prometheus text into `name{labels}` -> value.
 fn scrape(text: &str) -> HashMap<String, f64> {

@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::*;
-use orderstore::stats::Stats;
 use serde_json::{json, Value};
 
 /// Invalid records, each with the start of the reason it must be rejected with.
@@ -114,7 +113,7 @@ async fn orders_flow_from_kafka_to_http_and_postgres() {
     ))
     .await;
     let port = app.http_port();
-    let stats = app.stats();
+    let counters = app.events();
     wait_until_caught_up(&db, &topic, &partitions, Duration::from_secs(60)).await;
 
     // Every valid order is in PostgreSQL once and is served by id and by uid, both forms.
@@ -171,11 +170,14 @@ async fn orders_flow_from_kafka_to_http_and_postgres() {
             );
         }
     }
-    assert_eq!(Stats::get(&stats.stored), valid.len() as u64);
-    assert_eq!(Stats::get(&stats.duplicates), 1);
+    assert_eq!(counters.counters().stored(), valid.len() as u64);
+    assert_eq!(counters.counters().duplicates(), 1);
 
     // Every invalid record is in rejected_records with its bytes and a reason naming the path.
-    assert_eq!(Stats::get(&stats.rejected), expected_rejects.len() as u64);
+    assert_eq!(
+        counters.counters().rejected(),
+        expected_rejects.len() as u64
+    );
     let rejects = db
         .query(
             "SELECT kafka_partition, kafka_offset, reason, length(raw) FROM rejected_records \
@@ -277,7 +279,7 @@ async fn a_restarted_instance_serves_the_same_ids_and_stores_nothing_twice() {
         let app = RunningApp::start(settings(&database, &topic, &[])).await;
         assert_eq!(app.memory().len(), orders.len(), "memory was not restored");
         let port = app.http_port();
-        let stats = app.stats();
+        let counters = app.events();
         wait_until_caught_up(&db, &topic, &partitions, Duration::from_secs(60)).await;
         for (uid, id) in &ids {
             let answer = http(port, "GET", &format!("/orders/uid/{uid}")).await;
@@ -288,9 +290,9 @@ async fn a_restarted_instance_serves_the_same_ids_and_stores_nothing_twice() {
             count(&db, "SELECT count(*) FROM orders").await,
             orders.len() as i64
         );
-        assert_eq!(Stats::get(&stats.stored), 0);
+        assert_eq!(counters.counters().stored(), 0);
         let expected_duplicates = if replay { orders.len() as u64 } else { 0 };
-        assert_eq!(Stats::get(&stats.duplicates), expected_duplicates);
+        assert_eq!(counters.counters().duplicates(), expected_duplicates);
         app.stop().await;
     }
 

@@ -2,43 +2,19 @@
 //! and an age index that lets the sweeper find the oldest orders without scanning.
 //!
 //! HTTP reads take a map shard's read lock for the time of a hash lookup and clone the `Arc`
-//! out, so no guard outlives the call. Only handlers insert and only the sweeper evicts.
+//! out, so no guard outlives the call. Orders come in from the restore at start-up and from the batch writers; only the sweeper
+//! evicts (`tests/architecture.rs` checks both).
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use bytes::Bytes;
-use chrono::{DateTime, Utc};
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 
+use super::ServedOrder;
+
 /// Orders evicted per lock of the age index, so a large sweep never stalls handlers for long.
 const EVICTION_CHUNK: usize = 4096;
-
-/// One stored order as HTTP serves it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredOrder {
-    /// The id PostgreSQL gave the order when it was first stored.
-    pub id: i64,
-    /// The order's unique key.
-    pub order_uid: Arc<str>,
-    /// `date_created`, in microseconds since the Unix epoch; the sweeper's age.
-    pub created_micros: i64,
-    /// The order as compact JSON.
-    pub json: Bytes,
-}
-
-impl StoredOrder {
-    /// Builds the stored form of an order that PostgreSQL gave `id`.
-    pub fn new(id: i64, order_uid: &str, date_created: DateTime<Utc>, json: Bytes) -> Self {
-        Self {
-            id,
-            order_uid: order_uid.into(),
-            created_micros: date_created.timestamp_micros(),
-            json,
-        }
-    }
-}
 
 /// How many orders one sweep evicted, by cause.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -56,8 +32,8 @@ type Hasher = ahash::RandomState;
 /// The in-memory order store.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    by_id: DashMap<i64, Arc<StoredOrder>, Hasher>,
-    by_uid: DashMap<Arc<str>, Arc<StoredOrder>, Hasher>,
+    by_id: DashMap<i64, Arc<ServedOrder>, Hasher>,
+    by_uid: DashMap<Arc<str>, Arc<ServedOrder>, Hasher>,
     /// `(created_micros, id)` of every order in the maps, oldest first.
     by_age: Mutex<BTreeSet<(i64, i64)>>,
 }
@@ -80,7 +56,7 @@ impl MemoryStore {
     }
 
     /// Adds orders; an order whose id is already held is left as it is.
-    pub fn insert_many(&self, orders: impl IntoIterator<Item = StoredOrder>) {
+    pub fn insert_many(&self, orders: impl IntoIterator<Item = ServedOrder>) {
         let mut added = Vec::new();
         for order in orders {
             if let Entry::Vacant(vacant) = self.by_id.entry(order.id) {
@@ -97,12 +73,12 @@ impl MemoryStore {
     }
 
     /// The order with this id, if it is in memory.
-    pub fn get_by_id(&self, id: i64) -> Option<Arc<StoredOrder>> {
+    pub fn get_by_id(&self, id: i64) -> Option<Arc<ServedOrder>> {
         self.by_id.get(&id).map(|entry| Arc::clone(entry.value()))
     }
 
     /// The order with this uid, if it is in memory.
-    pub fn get_by_uid(&self, order_uid: &str) -> Option<Arc<StoredOrder>> {
+    pub fn get_by_uid(&self, order_uid: &str) -> Option<Arc<ServedOrder>> {
         self.by_uid
             .get(order_uid)
             .map(|entry| Arc::clone(entry.value()))
@@ -164,9 +140,10 @@ impl MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
-    fn order(id: i64, created_micros: i64) -> StoredOrder {
-        StoredOrder {
+    fn order(id: i64, created_micros: i64) -> ServedOrder {
+        ServedOrder {
             id,
             order_uid: format!("uid-{id}").into(),
             created_micros,

@@ -1,4 +1,36 @@
-//! Where orders live: in memory for fast reads, in PostgreSQL for durability.
+//! Where orders live: in memory for fast reads, in PostgreSQL for durability, and the
+//! [`ServedOrder`] that both hold and HTTP serves.
 
 pub mod memory;
 pub mod postgres;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+
+/// An order as memory holds it and HTTP serves it: made by the batch writers (new orders) and
+/// by PostgreSQL reads (restore, lookups), served by `http`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedOrder {
+    /// The id PostgreSQL gave the order when it was first stored.
+    pub id: i64,
+    /// The order's unique key.
+    pub order_uid: Arc<str>,
+    /// `date_created`, in microseconds since the Unix epoch; the sweeper's age.
+    pub created_micros: i64,
+    /// The order in its served form (see [`crate::order::served_json`]).
+    pub json: Bytes,
+}
+
+impl ServedOrder {
+    /// Builds the stored form of an order that PostgreSQL gave `id`.
+    pub fn new(id: i64, order_uid: &str, date_created: DateTime<Utc>, json: Bytes) -> Self {
+        Self {
+            id,
+            order_uid: order_uid.into(),
+            created_micros: date_created.timestamp_micros(),
+            json,
+        }
+    }
+}

@@ -386,10 +386,10 @@ pub async fn build_app(
 pub struct RunningApp {
     port: u16,
     memory: Arc<orderstore::store::memory::MemoryStore>,
-    stats: Arc<orderstore::stats::Stats>,
+    events: Arc<orderstore::events::Events>,
     offsets: Arc<orderstore::offsets::OffsetTracker>,
     shutdown: tokio_util::sync::CancellationToken,
-    running: tokio::task::JoinHandle<Result<(), orderstore::app::RunError>>,
+    running: tokio::task::JoinHandle<Result<(), orderstore::shutdown::ComponentFailure>>,
 }
 
 impl RunningApp {
@@ -402,7 +402,7 @@ impl RunningApp {
         RunningApp {
             port: app.http_port(),
             memory: app.memory(),
-            stats: app.stats(),
+            events: app.events(),
             offsets: app.offsets(),
             shutdown,
             running: tokio::spawn(app.run_until_stopped()),
@@ -419,9 +419,9 @@ impl RunningApp {
         Arc::clone(&self.memory)
     }
 
-    /// The pipeline's counters.
-    pub fn stats(&self) -> Arc<orderstore::stats::Stats> {
-        Arc::clone(&self.stats)
+    /// The pipeline's events and counters.
+    pub fn events(&self) -> Arc<orderstore::events::Events> {
+        Arc::clone(&self.events)
     }
 
     /// The offsets in flight and done.
@@ -755,6 +755,6 @@ pub fn valid_orders(n: usize) -> Vec<(String, Vec<u8>)> {
     let mut rng = rand::rng();
     let now = chrono::Utc::now();
     (0..n)
-        .map(|_| orderstore::generate::random_order_json(&mut rng, now))
+        .map(|_| orderstore::fake_data::random_order_json(&mut rng, now))
         .collect()
 }

@@ -16,7 +16,7 @@ use rand::seq::IndexedRandom;
 use rand::{Rng, RngExt};
 use serde_json::{json, Value};
 
-use crate::order::{Delivery, Item, OrderDoc, Payment};
+use crate::order::{Delivery, Item, Payment, UncheckedOrder};
 
 const GOODS: &[&str] = &[
     "Mascaras",
@@ -39,7 +39,7 @@ const SERVICES: &[&str] = &["meest", "cdek", "dhl", "boxberry"];
 const LOCALES: &[&str] = &["en", "ru", "he", "kk"];
 
 /// A random order that satisfies the contract, with a fresh `order_uid`.
-pub fn random_order(rng: &mut (impl Rng + ?Sized), now: DateTime<Utc>) -> OrderDoc<'static> {
+pub fn random_order(rng: &mut (impl Rng + ?Sized), now: DateTime<Utc>) -> UncheckedOrder<'static> {
     let order_uid = format!("{:016x}{:08x}", rng.random::<u64>(), rng.random::<u32>());
     let track_number = format!("WB{:012}", rng.random_range(0..1_000_000_000_000_u64));
     let n_items = rng.random_range(1..=5);
@@ -71,7 +71,7 @@ pub fn random_order(rng: &mut (impl Rng + ?Sized), now: DateTime<Utc>) -> OrderD
     let created = now - chrono::Duration::milliseconds(rng.random_range(0..60_000));
     let street: String = StreetName().fake_with_rng(rng);
     let building: String = BuildingNumber().fake_with_rng(rng);
-    OrderDoc {
+    UncheckedOrder {
         order_uid: order_uid.clone().into(),
         track_number: track_number.into(),
         entry: "WBIL".into(),
@@ -120,11 +120,11 @@ pub fn random_parsed_orders(
     rng: &mut (impl Rng + ?Sized),
     n: usize,
     now: DateTime<Utc>,
-) -> Vec<crate::order::Order> {
+) -> Vec<crate::order::ValidOrder> {
     (0..n)
         .filter_map(|_| {
             let (_, json) = random_order_json(rng, now);
-            crate::order::Order::parse(&json, now, json.len()).ok()
+            crate::order::ValidOrder::parse(&json, now, json.len()).ok()
         })
         .collect()
 }
@@ -297,7 +297,7 @@ fn pick(rng: &mut (impl Rng + ?Sized), choices: &[&'static str]) -> &'static str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::order::Order;
+    use crate::order::ValidOrder;
 
     #[test]
     fn generated_orders_pass_the_contract() {
@@ -305,7 +305,7 @@ mod tests {
         let now = Utc::now();
         for _ in 0..2_000 {
             let (uid, json) = random_order_json(&mut rng, now);
-            match Order::parse(&json, now, 1 << 20) {
+            match ValidOrder::parse(&json, now, 1 << 20) {
                 Ok(order) => assert_eq!(order.order_uid(), uid),
                 Err(rejection) => panic!(
                     "generated order rejected: {rejection}\n{}",
@@ -323,7 +323,7 @@ mod tests {
             for _ in 0..20 {
                 let raw = invalid_record_of_kind(kind, &mut rng, now);
                 assert!(
-                    Order::parse(&raw, now, 1 << 20).is_err(),
+                    ValidOrder::parse(&raw, now, 1 << 20).is_err(),
                     "a record of kind {kind} was accepted: {}",
                     String::from_utf8_lossy(&raw)
                 );

@@ -1,11 +1,11 @@
-//! Handlers: `HANDLERS` tasks that take records from the channel in batches, check them against
-//! the contract, write the batch to PostgreSQL in one transaction, put the new orders in memory,
-//! and only then mark the records' offsets done.
+//! Ingest: `HANDLERS` batch writer tasks that take records from the channel in batches, check
+//! them against the contract, write the batch to PostgreSQL in one transaction, put the new
+//! orders in memory, and only then mark the records' offsets durable.
 //!
-//! A handler takes whatever the channel holds, up to `BATCH_SIZE`, without waiting for a batch
+//! A batch writer takes whatever the channel holds, up to `BATCH_SIZE`, without waiting for a batch
 //! to fill: under load batches fill by themselves, and a lone record is written at once.
 //! A failed write is retried with backoff until it succeeds; nothing is dropped and no offset
-//! moves meanwhile. Handlers stop when the channel is closed and empty, so on shutdown they
+//! moves meanwhile. Batch writers stop when the channel is closed and empty, so on shutdown they
 //! drain what the readers already sent.
 
 use std::collections::HashSet;
@@ -16,16 +16,20 @@ use tokio::sync::{mpsc, Mutex};
 use tokio::time::Instant;
 
 use crate::backoff::Backoff;
+use crate::events::{
+    BatchRefused, BatchStored, Events, RecordRejected, RecordsConsumed, RejectKeptInHex,
+    WriteRetried,
+};
 use crate::kafka::KafkaRecord;
 use crate::offsets::OffsetTracker;
-use crate::order::{Order, Rejection};
-use crate::stats::Stats;
-use crate::store::memory::{MemoryStore, StoredOrder};
-use crate::store::postgres::{Database, DbError, Inserted, OrderRow, RejectRow};
+use crate::order::{Rejection, ValidOrder};
+use crate::store::memory::MemoryStore;
+use crate::store::postgres::{Database, DbError, IncomingOrder, Inserted, RejectedRecord};
+use crate::store::ServedOrder;
 
-/// What all handlers share.
+/// What all batch writers share.
 #[derive(Debug)]
-pub struct HandlerContext {
+pub struct IngestContext {
     /// The channel's receiving end, taken in turns.
     pub receiver: Mutex<mpsc::Receiver<KafkaRecord>>,
     /// Most records per batch.
@@ -38,16 +42,16 @@ pub struct HandlerContext {
     pub memory: Arc<MemoryStore>,
     /// Offsets in flight.
     pub tracker: Arc<OffsetTracker>,
-    /// Counters.
-    pub stats: Arc<Stats>,
+    /// Where batches and rejections are reported.
+    pub events: Arc<Events>,
 }
 
 /// Most record bytes written in one transaction. PostgreSQL refuses a statement parameter
 /// over 1 GiB; large records come in far smaller batches than `BATCH_SIZE` allows.
 const MAX_TRANSACTION_BYTES: usize = 64 << 20;
 
-/// One handler task; returns when the channel is closed and drained.
-pub async fn run_handler(context: Arc<HandlerContext>) {
+/// One batch writer task; returns when the channel is closed and drained.
+pub async fn run_batch_writer(context: Arc<IngestContext>) {
     let mut batch = Vec::with_capacity(context.batch_size);
     loop {
         let n_received = {
@@ -80,15 +84,17 @@ fn split_by_bytes(records: &[KafkaRecord], max_bytes: usize) -> usize {
 }
 
 /// Checks, stores and acknowledges one batch of records.
-pub async fn handle_batch(context: &HandlerContext, records: &[KafkaRecord]) {
+pub async fn handle_batch(context: &IngestContext, records: &[KafkaRecord]) {
     let started = Instant::now();
-    context.stats.consumed(records.len());
+    context.events.emit(RecordsConsumed {
+        n_records: records.len(),
+    });
     let now = Utc::now();
-    let mut accepted: Vec<(&KafkaRecord, Order)> = Vec::with_capacity(records.len());
+    let mut accepted: Vec<(&KafkaRecord, ValidOrder)> = Vec::with_capacity(records.len());
     let mut rejects = Vec::new();
     for record in records {
         let parsed = match &record.value {
-            Some(value) => Order::parse(value, now, context.max_record_bytes),
+            Some(value) => ValidOrder::parse(value, now, context.max_record_bytes),
             None => Err(Rejection {
                 path: ".".into(),
                 rule: "empty record: the record has no value".into(),
@@ -97,14 +103,12 @@ pub async fn handle_batch(context: &HandlerContext, records: &[KafkaRecord]) {
         match parsed {
             Ok(order) => accepted.push((record, order)),
             Err(rejection) => {
-                context.stats.rejected(rejection.kind());
-                tracing::warn!(
-                    partition = record.partition,
-                    offset = record.offset,
-                    reason = %rejection,
-                    "record rejected, it is kept in rejected_records"
-                );
-                rejects.push(RejectRow {
+                context.events.emit(RecordRejected {
+                    partition: record.partition,
+                    offset: record.offset,
+                    rejection: &rejection,
+                });
+                rejects.push(RejectedRecord {
                     partition: record.partition,
                     offset: record.offset,
                     raw: record.value.as_deref().unwrap_or_default(),
@@ -116,10 +120,10 @@ pub async fn handle_batch(context: &HandlerContext, records: &[KafkaRecord]) {
 
     // The same uid twice in one batch: the first (lowest offset) is the one stored.
     let mut seen = HashSet::with_capacity_and_hasher(accepted.len(), ahash::RandomState::new());
-    let rows: Vec<OrderRow<'_>> = accepted
+    let rows: Vec<IncomingOrder<'_>> = accepted
         .iter()
         .filter(|(_, order)| seen.insert(order.order_uid()))
-        .map(|(record, order)| OrderRow {
+        .map(|(record, order)| IncomingOrder {
             order,
             partition: record.partition,
             offset: record.offset,
@@ -132,7 +136,10 @@ pub async fn handle_batch(context: &HandlerContext, records: &[KafkaRecord]) {
         Err(error) => {
             // PostgreSQL refuses something in this batch. Write the records one at a time,
             // so that only the record it refuses is set aside (as a reject), never the batch.
-            tracing::warn!(%error, "PostgreSQL refused a batch, writing its records one by one");
+            context.events.emit(BatchRefused {
+                error: &error,
+                n_records: records.len(),
+            });
             write_one_by_one(context, &rows, &rejects).await
         }
     };
@@ -140,42 +147,35 @@ pub async fn handle_batch(context: &HandlerContext, records: &[KafkaRecord]) {
 
     context.memory.insert_many(inserted.iter().map(|new| {
         let order = rows[new.row].order;
-        StoredOrder::new(
+        ServedOrder::new(
             new.id,
             order.order_uid(),
             order.date_created(),
             order.json().clone(),
         )
     }));
-    context.tracker.done(
+    context.tracker.mark_durable(
         records
             .iter()
             .map(|record| (record.partition, record.offset)),
     );
 
-    context.stats.stored(inserted.len());
-    context
-        .stats
-        .duplicates(accepted.len() - inserted.len() - n_refused);
-    context.stats.batch_handled(
-        records.len(),
-        started.elapsed().as_secs_f64(),
+    context.events.emit(BatchStored {
+        n_records: records.len(),
+        n_stored: inserted.len(),
+        n_duplicates: accepted.len() - inserted.len() - n_refused,
+        n_rejected: rejects.len() + n_refused,
+        seconds: started.elapsed().as_secs_f64(),
         write_seconds,
-    );
-    tracing::debug!(
-        records = records.len(),
-        stored = inserted.len(),
-        rejected = rejects.len(),
-        "batch done"
-    );
+    });
 }
 
 /// Writes a batch, retrying with backoff while PostgreSQL is unreachable or failing; returns
 /// the error only when PostgreSQL refuses the data itself.
 async fn write_with_retries(
-    context: &HandlerContext,
-    rows: &[OrderRow<'_>],
-    rejects: &[RejectRow<'_>],
+    context: &IngestContext,
+    rows: &[IncomingOrder<'_>],
+    rejects: &[RejectedRecord<'_>],
 ) -> Result<Vec<Inserted>, DbError> {
     let mut backoff = Backoff::for_outages();
     loop {
@@ -183,13 +183,11 @@ async fn write_with_retries(
             Ok(inserted) => return Ok(inserted),
             Err(error) if error.is_refusal() => return Err(error),
             Err(error) => {
-                context.stats.write_retry();
-                tracing::warn!(
-                    %error,
-                    orders = rows.len(),
-                    rejects = rejects.len(),
-                    "writing a batch to PostgreSQL failed, retrying"
-                );
+                context.events.emit(WriteRetried {
+                    error: &error,
+                    n_orders: rows.len(),
+                    n_rejects: rejects.len(),
+                });
                 backoff.wait().await;
             }
         }
@@ -197,12 +195,13 @@ async fn write_with_retries(
 }
 
 /// The slow path for a batch PostgreSQL refused: each order alone; an order it refuses is
-/// recorded as a reject with PostgreSQL's reason; then the rejects, alone too. Returns the
-/// new orders and how many orders were refused.
+/// recorded as a reject with PostgreSQL's reason; then the rejects, alone too. A reject whose
+/// bytes PostgreSQL refuses is kept with them in hex, so a record is never only in a log.
+/// Returns the new orders and how many orders were refused.
 async fn write_one_by_one(
-    context: &HandlerContext,
-    rows: &[OrderRow<'_>],
-    rejects: &[RejectRow<'_>],
+    context: &IngestContext,
+    rows: &[IncomingOrder<'_>],
+    rejects: &[RejectedRecord<'_>],
 ) -> (Vec<Inserted>, usize) {
     let mut inserted = Vec::new();
     let mut refused = Vec::new();
@@ -214,17 +213,20 @@ async fn write_one_by_one(
                 ..stored
             })),
             Err(error) => {
-                tracing::warn!(
-                    partition = row.partition,
-                    offset = row.offset,
-                    %error,
-                    "PostgreSQL refused an order, it is kept in rejected_records"
-                );
-                refused.push(RejectRow {
+                let rejection = Rejection {
+                    path: ".".into(),
+                    rule: format!("PostgreSQL refused the order: {error}"),
+                };
+                context.events.emit(RecordRejected {
+                    partition: row.partition,
+                    offset: row.offset,
+                    rejection: &rejection,
+                });
+                refused.push(RejectedRecord {
                     partition: row.partition,
                     offset: row.offset,
                     raw: row.order.json().as_ref(),
-                    reason: format!(".: PostgreSQL refused the order: {error}"),
+                    reason: rejection.to_string(),
                 });
             }
         }
@@ -232,19 +234,36 @@ async fn write_one_by_one(
     for reject in rejects.iter().chain(&refused) {
         let written = write_with_retries(context, &[], std::slice::from_ref(reject)).await;
         if let Err(error) = written {
-            tracing::error!(
-                partition = reject.partition,
-                offset = reject.offset,
-                reason = reject.reason,
-                %error,
-                "PostgreSQL refused to record a rejected record; it is only in this log"
-            );
+            context.events.emit(RejectKeptInHex {
+                partition: reject.partition,
+                offset: reject.offset,
+                error: &error,
+            });
+            write_reject_as_hex(context, reject, &error.to_string()).await;
         }
     }
-    for _ in &refused {
-        context.stats.rejected("postgres_refused");
-    }
     (inserted, refused.len())
+}
+
+/// Stores a reject in hex, retrying with backoff until PostgreSQL takes it: hex digits are
+/// ASCII, which no `bytea` refuses, so only an outage (or an operator's constraint) holds it
+/// up, and then the record's offset waits with it rather than the record living in a log.
+async fn write_reject_as_hex(context: &IngestContext, reject: &RejectedRecord<'_>, refusal: &str) {
+    let mut backoff = Backoff::for_outages();
+    loop {
+        match context.database.write_reject_as_hex(reject, refusal).await {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::error!(
+                    partition = reject.partition,
+                    offset = reject.offset,
+                    %error,
+                    "PostgreSQL refused a rejected record even in hex; retrying, its offset waits"
+                );
+                backoff.wait().await;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! The fake-data writer: tasks that produce random orders (see [`crate::generate`]) to the
+//! The fake-data writer: tasks that produce random orders (see [`super::orders`]) to the
 //! topic, for demos and load. It runs inside the service (`WRITER_ENABLED=true`) or as the
 //! `orderstore produce` command.
 //!
@@ -18,9 +18,10 @@ use rskafka::client::Client;
 use rskafka::record::Record;
 use tokio_util::sync::CancellationToken;
 
-use crate::generate::{invalid_record, random_order_json};
-use crate::kafka::retry_until_ok;
-use crate::stats::names::WRITER_PRODUCED;
+use super::orders::{invalid_record, random_order_json};
+use crate::backoff::retry_until_ok;
+use crate::events::{Events, WriterProduced};
+use crate::shutdown::{Component, ShutdownManager};
 
 /// Records one produce request carries at most when producing as fast as possible.
 const FAST_BATCH: u64 = 500;
@@ -89,39 +90,43 @@ pub async fn partition_clients(
     Some(clients)
 }
 
-/// Runs `options.tasks` writer tasks until they have produced `options.count` records or
-/// shutdown is asked for; `progress` counts what they produced as they go.
-pub async fn run_writers(
+/// Starts `options.tasks` writer tasks as components of `manager`: they run until they have
+/// produced `options.count` records (then they may end) or until shutdown; `progress` counts
+/// what they produced as they go. Returns their handles.
+pub fn start_writers(
+    manager: &ShutdownManager,
     partitions: Vec<Arc<PartitionClient>>,
     options: WriterOptions,
     progress: Arc<WriterProgress>,
-    shutdown: CancellationToken,
-) {
+    events: Arc<Events>,
+) -> Vec<tokio::task::JoinHandle<()>> {
     if let Some(count) = options.count {
         progress.remaining.store(count, Ordering::Relaxed);
     }
     let partitions = Arc::new(partitions);
-    let tasks: Vec<_> = (0..options.tasks.max(1))
-        .map(|_| {
-            tokio::spawn(run_writer(
+    (0..options.tasks.max(1))
+        .map(|index| {
+            let task = run_writer(
                 Arc::clone(&partitions),
                 options,
                 Arc::clone(&progress),
-                shutdown.clone(),
-            ))
+                Arc::clone(&events),
+                manager.token().clone(),
+            );
+            if options.count.is_some() {
+                manager.spawn_finite(Component::Writer(index), task)
+            } else {
+                manager.spawn(Component::Writer(index), task)
+            }
         })
-        .collect();
-    for task in tasks {
-        if let Err(error) = task.await {
-            tracing::error!(%error, "a writer task failed");
-        }
-    }
+        .collect()
 }
 
 async fn run_writer(
     partitions: Arc<Vec<Arc<PartitionClient>>>,
     options: WriterOptions,
     progress: Arc<WriterProgress>,
+    events: Arc<Events>,
     shutdown: CancellationToken,
 ) {
     if partitions.is_empty() {
@@ -172,8 +177,10 @@ async fn run_writer(
             .valid
             .fetch_add(n_records - n_invalid, Ordering::Relaxed);
         progress.invalid.fetch_add(n_invalid, Ordering::Relaxed);
-        metrics::counter!(WRITER_PRODUCED, "kind" => "valid").increment(n_records - n_invalid);
-        metrics::counter!(WRITER_PRODUCED, "kind" => "invalid").increment(n_invalid);
+        events.emit(WriterProduced {
+            n_valid: n_records - n_invalid,
+            n_invalid,
+        });
     }
 }
 

@@ -2,10 +2,10 @@
 //! moves past records whose orders (or rejects) are committed.
 //!
 //! A reader registers a fetched record's offset before it hands the record to the channel; a
-//! handler marks it done after its batch is committed. Handlers finish in any order, so the
-//! committable offset of a partition is found from the lowest offset still in flight, or, with
-//! none in flight, is the offset after the last one registered. The committer task writes it,
-//! woken by [`OffsetTracker::changed`].
+//! batch writer marks it durable after its batch is committed. Batch writers finish in any
+//! order, so the committable offset of a partition is found from the lowest offset still in
+//! flight, or, with none in flight, is the offset after the last one registered. The committer
+//! (`committer.rs`) stores it, woken by [`OffsetTracker::changed`].
 //!
 //! With records in flight, the committable offset is not the lowest record in flight itself but
 //! the offset the fetch that brought it started from. Kafka answers a fetch from inside a record
@@ -74,7 +74,7 @@ impl OffsetTracker {
     }
 
     /// Starts tracking `partition` at `next`; `stored` is the offset PostgreSQL already holds.
-    pub fn start(&self, partition: i32, next: i64, stored: Option<i64>) {
+    pub fn start_partition(&self, partition: i32, next: i64, stored: Option<i64>) {
         self.lock().insert(
             partition,
             PartitionOffsets {
@@ -89,7 +89,7 @@ impl OffsetTracker {
 
     /// Registers the records of one fetch, which started at `fetch_start`, as in flight; call
     /// before they enter the channel.
-    pub fn register(
+    pub fn register_fetch(
         &self,
         partition: i32,
         fetch_start: i64,
@@ -113,7 +113,7 @@ impl OffsetTracker {
     }
 
     /// Marks records durable.
-    pub fn done(&self, records: impl IntoIterator<Item = (i32, i64)>) {
+    pub fn mark_durable(&self, records: impl IntoIterator<Item = (i32, i64)>) {
         let mut partitions = self.lock();
         for (partition, offset) in records {
             if let Some(entry) = partitions.get_mut(&partition) {
@@ -131,7 +131,7 @@ impl OffsetTracker {
     }
 
     /// The partitions whose committable offset moved since it was last written.
-    pub fn to_write(&self) -> Vec<(i32, i64)> {
+    pub fn offsets_to_store(&self) -> Vec<(i32, i64)> {
         let mut changed: Vec<(i32, i64)> = self
             .lock()
             .iter()
@@ -143,7 +143,7 @@ impl OffsetTracker {
     }
 
     /// Notes that these offsets are now stored.
-    pub fn written(&self, offsets: &[(i32, i64)]) {
+    pub fn mark_stored(&self, offsets: &[(i32, i64)]) {
         let mut partitions = self.lock();
         for (partition, offset) in offsets {
             if let Some(entry) = partitions.get_mut(partition) {
@@ -176,42 +176,42 @@ mod tests {
     #[test]
     fn the_offset_waits_for_the_lowest_record_in_flight() {
         let tracker = OffsetTracker::new();
-        tracker.start(0, 10, Some(10));
-        assert!(tracker.to_write().is_empty());
+        tracker.start_partition(0, 10, Some(10));
+        assert!(tracker.offsets_to_store().is_empty());
         // Two fetches: 10..20 and 20..30.
-        tracker.register(0, 10, 10..20);
-        tracker.register(0, 20, 20..30);
+        tracker.register_fetch(0, 10, 10..20);
+        tracker.register_fetch(0, 20, 20..30);
         // A later batch finishes first: nothing below it is durable, so nothing moves.
-        tracker.done((15..30).map(|offset| (0, offset)));
-        assert!(tracker.to_write().is_empty());
+        tracker.mark_durable((15..30).map(|offset| (0, offset)));
+        assert!(tracker.offsets_to_store().is_empty());
         // Part of the first fetch is durable: the offset stays at that fetch's start.
-        tracker.done((10..13).map(|offset| (0, offset)));
-        assert!(tracker.to_write().is_empty());
-        tracker.done((13..15).map(|offset| (0, offset)));
-        assert_eq!(tracker.to_write(), vec![(0, 30)]);
-        tracker.written(&[(0, 30)]);
-        assert!(tracker.to_write().is_empty());
+        tracker.mark_durable((10..13).map(|offset| (0, offset)));
+        assert!(tracker.offsets_to_store().is_empty());
+        tracker.mark_durable((13..15).map(|offset| (0, offset)));
+        assert_eq!(tracker.offsets_to_store(), vec![(0, 30)]);
+        tracker.mark_stored(&[(0, 30)]);
+        assert!(tracker.offsets_to_store().is_empty());
     }
 
     #[test]
     fn the_offset_moves_to_the_fetch_of_the_lowest_record_in_flight() {
         let tracker = OffsetTracker::new();
-        tracker.start(0, 0, None);
-        tracker.register(0, 0, 0..100);
-        tracker.register(0, 100, 100..200);
-        tracker.done((0..150).map(|offset| (0, offset)));
-        assert_eq!(tracker.to_write(), vec![(0, 100)]);
+        tracker.start_partition(0, 0, None);
+        tracker.register_fetch(0, 0, 0..100);
+        tracker.register_fetch(0, 100, 100..200);
+        tracker.mark_durable((0..150).map(|offset| (0, offset)));
+        assert_eq!(tracker.offsets_to_store(), vec![(0, 100)]);
     }
 
     #[test]
     fn partitions_move_independently_and_gaps_are_skipped() {
         let tracker = OffsetTracker::new();
-        tracker.start(0, 0, None);
-        tracker.start(1, 5, Some(5));
-        assert_eq!(tracker.to_write(), vec![(0, 0)]);
-        tracker.register(1, 5, [5, 7, 9]);
-        tracker.done([(1, 5), (1, 7), (1, 9)]);
-        assert_eq!(tracker.to_write(), vec![(0, 0), (1, 10)]);
+        tracker.start_partition(0, 0, None);
+        tracker.start_partition(1, 5, Some(5));
+        assert_eq!(tracker.offsets_to_store(), vec![(0, 0)]);
+        tracker.register_fetch(1, 5, [5, 7, 9]);
+        tracker.mark_durable([(1, 5), (1, 7), (1, 9)]);
+        assert_eq!(tracker.offsets_to_store(), vec![(0, 0), (1, 10)]);
         tracker.observe_high_watermark(1, 10);
         let positions = tracker.positions();
         assert_eq!(positions[1].high_watermark, 10);
@@ -224,13 +224,13 @@ mod tests {
         let tracker = OffsetTracker::new();
         let woken = |tracker: &OffsetTracker| tracker.changed().now_or_never().is_some();
         assert!(!woken(&tracker), "nothing happened yet");
-        tracker.start(0, 0, None);
+        tracker.start_partition(0, 0, None);
         assert!(woken(&tracker), "a partition started");
         assert!(!woken(&tracker), "one wake-up per change");
-        tracker.register(0, 0, 0..10);
+        tracker.register_fetch(0, 0, 0..10);
         assert!(woken(&tracker), "records registered");
-        tracker.done((0..10).map(|offset| (0, offset)));
-        tracker.done((0..10).map(|offset| (0, offset)));
+        tracker.mark_durable((0..10).map(|offset| (0, offset)));
+        tracker.mark_durable((0..10).map(|offset| (0, offset)));
         assert!(woken(&tracker), "records done");
         assert!(
             !woken(&tracker),

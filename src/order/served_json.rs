@@ -8,12 +8,12 @@
 
 use std::fmt::Write as _;
 
-use crate::order::{Delivery, Item, OrderDoc, Payment};
+use crate::order::{Delivery, Item, Payment, UncheckedOrder};
 
 /// Writes an order as PostgreSQL's `jsonb_out` would, without building a generic JSON value:
 /// the fields of each object are listed here in jsonb's order (by key length, then bytes),
 /// which a test checks against a generic writer of any JSON value.
-pub fn write_order(order: &OrderDoc, out: &mut String) {
+pub fn write_order(order: &UncheckedOrder, out: &mut String) {
     let mut object = ObjectWriter::new(out);
     object.key("entry").string(&order.entry);
     object.key("items");
@@ -219,8 +219,8 @@ mod tests {
     fn orders_are_written_as_the_generic_writer_writes_them() {
         let mut rng = rand::rng();
         let now = chrono::Utc::now();
-        let mut orders: Vec<OrderDoc> = (0..200)
-            .map(|_| crate::generate::random_order(&mut rng, now))
+        let mut orders: Vec<UncheckedOrder> = (0..200)
+            .map(|_| crate::fake_data::random_order(&mut rng, now))
             .collect();
         orders[0].delivery.name = "Zoë \"Q\" \\ \u{1}\t\n\u{1f}\u{7f} 😀".into();
         for order in &orders {

@@ -1,0 +1,102 @@
+//! `orderstore-bench`: the load harnesses behind `scripts/bench-ingest`,
+//! `scripts/bench-http` and `scripts/bench-restore`. It measures orderstore against the
+//! ceilings of the services it sits between, on the same orders and the same machine.
+//!
+//! - `ingest` (`ingest.rs`): fills a topic with generated orders, then measures (a) the broker
+//!   alone: fetching the whole topic with `KAFKA_READERS` readers; (b) PostgreSQL alone: binary
+//!   COPY of the same orders into `orders`, over `HANDLERS` connections, with the service's own
+//!   COPY encoder (`ceiling.rs`); (c) orderstore from offset 0 until every order is durable.
+//!   Prints orders/s and orderstore's ratio.
+//! - `fill` (`fill.rs`): writes generated orders straight into orderstore's `orders` table, and
+//!   the file of their uids the HTTP benchmark draws from.
+//! - `restore` (`restore.rs`): times restoring memory from PostgreSQL and measures resident
+//!   memory per order against the orders' JSON size.
+//!
+//! `measure.rs` has what every phase reports (time, CPU, page faults, WAL). Services come from
+//! `KAFKA_BROKERS` and `DATABASE_URL` (a superuser URL: databases are created per run); other
+//! settings from the environment and `.env`, as for the service.
+
+mod ceiling;
+mod fill;
+mod ingest;
+mod measure;
+mod restore;
+
+use clap::{Parser, Subcommand};
+use orderstore::config::Settings;
+
+/// The service's allocator, so that orderstore runs here as it does on its own.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The load harnesses (see the module documentation).
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Ingest benchmark: broker ceiling, PostgreSQL ceiling, orderstore.
+    Ingest {
+        /// Orders in the topic.
+        #[arg(long, default_value_t = 200_000)]
+        orders: u64,
+        /// Partitions of the topic.
+        #[arg(long, default_value_t = 8)]
+        partitions: i32,
+        /// Rounds of (b) and (c); the best time of each counts.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
+    /// Fill orderstore's tables in a new database with generated orders.
+    Fill {
+        /// Orders to write.
+        #[arg(long, default_value_t = 1_000_000)]
+        orders: u64,
+        /// Database to create and fill.
+        #[arg(long)]
+        database: String,
+        /// File to write the orders' uids to, one a line, in id order.
+        #[arg(long)]
+        uids: Option<std::path::PathBuf>,
+    },
+    /// Restore benchmark on a database `fill` made: restore time and memory per order.
+    Restore {
+        /// Database to restore from.
+        #[arg(long)]
+        database: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let _ = dotenvy::dotenv();
+    let settings = Settings::from_env()?;
+    orderstore::telemetry::init("warn,rskafka=error", settings.log_format);
+    match cli.command {
+        Command::Ingest {
+            orders,
+            partitions,
+            rounds,
+        } => ingest::ingest(settings, orders, partitions, rounds.max(1)).await,
+        Command::Fill {
+            orders,
+            database,
+            uids,
+        } => fill::fill(&settings, orders, &database, uids.as_deref()).await,
+        Command::Restore { database } => restore::restore(settings, &database).await,
+    }
+}
+
+/// A stored document, as fetched back from the topic.
+pub struct Document {
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+    /// The record value.
+    pub value: Vec<u8>,
+}

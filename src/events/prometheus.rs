@@ -1,0 +1,78 @@
+//! The Prometheus side of the events: metric names in one place, and the process-wide
+//! recorder that `/metrics` renders.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Metric names, in one place.
+pub mod names {
+    /// Records taken from the channel by handlers.
+    pub const CONSUMED: &str = "orderstore_records_consumed_total";
+    /// Orders newly stored.
+    pub const STORED: &str = "orderstore_orders_stored_total";
+    /// Orders whose uid was already stored.
+    pub const DUPLICATES: &str = "orderstore_orders_duplicate_total";
+    /// Records rejected, by `reason`.
+    pub const REJECTED: &str = "orderstore_records_rejected_total";
+    /// Failed batch writes that were retried.
+    pub const WRITE_RETRIES: &str = "orderstore_postgres_write_retries_total";
+    /// Orders evicted from memory, by `cause` (`age` or `count`).
+    pub const EVICTIONS: &str = "orderstore_evictions_total";
+    /// Time from taking a batch off the channel to acknowledging it.
+    pub const BATCH_SECONDS: &str = "orderstore_batch_processing_seconds";
+    /// Records per handled batch.
+    pub const BATCH_SIZE: &str = "orderstore_batch_size_records";
+    /// Time of one batch transaction in PostgreSQL.
+    pub const POSTGRES_WRITE_SECONDS: &str = "orderstore_postgres_write_seconds";
+    /// High watermark minus stored offset, by `partition`.
+    pub const LAG: &str = "orderstore_consumer_lag_records";
+    /// Records waiting in the channel between readers and handlers.
+    pub const CHANNEL_FILL: &str = "orderstore_channel_records";
+    /// The channel's capacity.
+    pub const CHANNEL_CAPACITY: &str = "orderstore_channel_capacity_records";
+    /// Orders in memory.
+    pub const IN_MEMORY: &str = "orderstore_orders_in_memory";
+    /// HTTP requests, by `route` and `status`.
+    pub const HTTP_REQUESTS: &str = "orderstore_http_requests_total";
+    /// HTTP request latency, by `route`.
+    pub const HTTP_SECONDS: &str = "orderstore_http_request_duration_seconds";
+    /// Records produced by the built-in writer, by `kind` (`valid` or `invalid`).
+    pub const WRITER_PRODUCED: &str = "orderstore_writer_records_total";
+}
+
+/// The process-wide Prometheus recorder, installed on first use. Latencies get buckets from
+/// 100 µs to 10 s, batch sizes from 1 to 10,000 records, so they render as histograms.
+pub fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let seconds = [
+            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+            2.5, 5.0, 10.0,
+        ];
+        let sizes = [
+            1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0,
+        ];
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)
+            .and_then(|builder| {
+                builder.set_buckets_for_metric(Matcher::Suffix("_records".into()), &sizes)
+            });
+        match builder {
+            Ok(builder) => {
+                let recorder = builder.build_recorder();
+                let handle = recorder.handle();
+                if metrics::set_global_recorder(recorder).is_err() {
+                    tracing::warn!(
+                        "a metrics recorder was already installed; /metrics will be empty"
+                    );
+                }
+                handle
+            }
+            Err(error) => {
+                tracing::warn!(%error, "metrics buckets are invalid, using summaries");
+                PrometheusBuilder::new().build_recorder().handle()
+            }
+        }
+    })
+}

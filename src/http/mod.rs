@@ -1,0 +1,139 @@
+//! The HTTP API (actix-web), exactly the contract's table:
+//!
+//! | request | answer |
+//! |---|---|
+//! | `GET /orders/{id}`, `GET /orders?id={id}` | the order with that id |
+//! | `GET /orders/uid/{order_uid}`, `GET /orders?order_uid={order_uid}` | the order with that uid |
+//!
+//! 200 carries the order's JSON and `X-Order-Id`; 400 (malformed id or uid) and 404 carry
+//! `{"error": "..."}`. Also `/` (a search page), `/metrics` (Prometheus), `/health/live` and
+//! `/health/ready`. Memory answers first; an order that the sweeper evicted, or that is not
+//! restored, is read from PostgreSQL. HTTP only reads: it never changes memory or PostgreSQL.
+//!
+//! `routes.rs` names the route of a path, `orders.rs` answers the order routes, `health.rs`
+//! the probes and metrics, `pages.rs` the search page; every request is reported as an
+//! [`HttpRequestServed`] event.
+
+mod health;
+mod orders;
+mod pages;
+mod routes;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::dev::{Server, Service};
+use actix_web::http::{header, StatusCode};
+use actix_web::{guard, web, App, HttpResponse, HttpServer};
+
+use crate::events::{Events, HttpRequestServed};
+use crate::store::memory::MemoryStore;
+use crate::store::postgres::Database;
+
+/// What the request handlers read.
+#[derive(Debug, Clone)]
+pub struct HttpState {
+    /// Orders in memory.
+    pub memory: Arc<MemoryStore>,
+    /// PostgreSQL, for orders not in memory.
+    pub database: Database,
+    /// Where requests are reported; readiness reads whether Kafka answers.
+    pub events: Arc<Events>,
+}
+
+/// Builds the server on an already bound listener; the caller runs and stops it.
+pub fn build_server(
+    listener: TcpListener,
+    state: HttpState,
+    workers: usize,
+) -> std::io::Result<Server> {
+    let state = web::Data::new(state);
+    let mut server = HttpServer::new(move || {
+        let events = Arc::clone(&state.events);
+        App::new()
+            .app_data(state.clone())
+            .wrap_fn(move |request, service| {
+                let started = Instant::now();
+                let route = routes::route_label(request.path());
+                let response = service.call(request);
+                let events = Arc::clone(&events);
+                async move {
+                    let response = response.await?;
+                    events.emit(HttpRequestServed {
+                        route,
+                        status: response.status().as_u16(),
+                        seconds: started.elapsed().as_secs_f64(),
+                    });
+                    Ok(response)
+                }
+            })
+            .service(
+                web::resource("/")
+                    .route(reading().to(pages::index_page))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .route("/metrics", reading().to(health::metrics_text))
+            .route("/health/live", reading().to(health::live))
+            .route("/health/ready", reading().to(health::ready))
+            .route("/app.js", reading().to(pages::page_script))
+            .route("/app.css", reading().to(pages::page_style))
+            .service(
+                web::resource("/orders")
+                    .route(reading().to(orders::order_by_query))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            // `/orders/{id}` and `/orders/uid/{order_uid}`: see `orders::order_by_path`.
+            .default_service(web::to(orders::order_by_path))
+    })
+    .listen(listener)?
+    .disable_signals()
+    .shutdown_timeout(5);
+    if workers > 0 {
+        server = server.workers(workers);
+    }
+    Ok(server.run())
+}
+
+fn reading() -> actix_web::Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+}
+
+fn json_answer(status: StatusCode, body: serde_json::Value) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type(mime_json())
+        .insert_header(NO_SNIFF)
+        .body(body.to_string())
+}
+
+async fn no_such_route() -> HttpResponse {
+    error(
+        StatusCode::NOT_FOUND,
+        "no such route: see GET /orders/{id} and GET /orders/uid/{order_uid}",
+    )
+}
+
+async fn method_not_allowed() -> HttpResponse {
+    let mut response = error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "only GET and HEAD are allowed",
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+    response
+}
+
+/// Order fields are untrusted: browsers must not guess that a JSON body is HTML.
+const NO_SNIFF: (header::HeaderName, header::HeaderValue) = (
+    header::X_CONTENT_TYPE_OPTIONS,
+    header::HeaderValue::from_static("nosniff"),
+);
+
+fn mime_json() -> header::ContentType {
+    header::ContentType::json()
+}
+
+fn error(status: StatusCode, message: &str) -> HttpResponse {
+    json_answer(status, serde_json::json!({ "error": message }))
+}

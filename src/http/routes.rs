@@ -1,0 +1,60 @@
+//! Which route a path is served by: the metric label of every request, and how the two
+//! order routes with a key in the path are told apart without actix's router.
+
+/// The route of `GET /orders/{id}`, as [`route_label`] names it.
+pub(super) const ORDER_BY_ID: &str = "/orders/{id}";
+/// The route of `GET /orders/uid/{order_uid}`, as [`route_label`] names it.
+pub(super) const ORDER_BY_UID: &str = "/orders/uid/{order_uid}";
+
+/// The route pattern a path is served by, as a metric label. actix can say it too
+/// (`match_pattern`), but it matches the path again and allocates a string on every request;
+/// the routes are few and fixed, and a test keeps this table in step with them.
+pub(super) fn route_label(path: &str) -> &'static str {
+    match path {
+        "/" => "/",
+        "/orders" => "/orders",
+        "/metrics" => "/metrics",
+        "/health/live" => "/health/live",
+        "/health/ready" => "/health/ready",
+        "/app.js" => "/app.js",
+        "/app.css" => "/app.css",
+        _ => match path.strip_prefix("/orders/") {
+            Some(rest)
+                if rest.len() > 4 && rest.starts_with("uid/") && !rest[4..].contains('/') =>
+            {
+                ORDER_BY_UID
+            }
+            Some(rest) if !rest.is_empty() && !rest.contains('/') => ORDER_BY_ID,
+            _ => "unmatched",
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_labels_follow_the_routes() {
+        let cases = [
+            ("/", "/"),
+            ("/orders", "/orders"),
+            ("/orders/42", "/orders/{id}"),
+            ("/orders/abc", "/orders/{id}"),
+            ("/orders/uid", "/orders/{id}"),
+            ("/orders/uid/b563feb7b2b84b6test", "/orders/uid/{order_uid}"),
+            ("/orders/uid/", "unmatched"),
+            ("/orders/42/", "unmatched"),
+            ("/orders/", "unmatched"),
+            ("/metrics", "/metrics"),
+            ("/health/live", "/health/live"),
+            ("/health/ready", "/health/ready"),
+            ("/app.js", "/app.js"),
+            ("/app.css", "/app.css"),
+            ("/nothing", "unmatched"),
+        ];
+        for (path, label) in cases {
+            assert_eq!(route_label(path), label, "{path}");
+        }
+    }
+}

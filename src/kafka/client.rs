@@ -1,0 +1,71 @@
+//! Connecting to the brokers and making sure the topic exists.
+
+use std::time::Duration;
+
+use rskafka::client::error::{Error as KafkaError, ProtocolError};
+use rskafka::client::{Client, ClientBuilder};
+use rskafka::BackoffConfig;
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff::retry_until_ok;
+use crate::config::Settings;
+
+/// rskafka's own retries inside one call: short steps, and a deadline so that a long outage
+/// comes back to our loop, which logs it and keeps retrying.
+fn client_backoff() -> BackoffConfig {
+    BackoffConfig {
+        init_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_secs(2),
+        base: 2.0,
+        deadline: Some(Duration::from_secs(20)),
+    }
+}
+
+/// Connects to the brokers, waiting out an outage; `None` if shutdown came first.
+pub async fn connect(brokers: &[String], shutdown: &CancellationToken) -> Option<Client> {
+    retry_until_ok("connecting to Kafka", shutdown, || {
+        ClientBuilder::new(brokers.to_vec())
+            .client_id("orderstore")
+            .backoff_config(client_backoff())
+            .build()
+    })
+    .await
+}
+
+/// Makes sure the topic exists, creating it with the configured partitions when it does not,
+/// and returns its partitions.
+pub async fn ensure_topic(client: &Client, settings: &Settings) -> Result<Vec<i32>, KafkaError> {
+    let topic = &settings.kafka_topic;
+    for attempt in 0.. {
+        let topics = client.list_topics().await?;
+        if let Some(found) = topics.into_iter().find(|found| &found.name == topic) {
+            if !found.partitions.is_empty() {
+                return Ok(found.partitions.into_iter().collect());
+            }
+        } else if attempt == 0 {
+            tracing::info!(
+                topic,
+                partitions = settings.kafka_partitions,
+                "creating the missing topic"
+            );
+            let controller = client.controller_client()?;
+            let created = controller.create_topic(
+                topic.as_str(),
+                settings.kafka_partitions,
+                settings.kafka_replication_factor,
+                10_000,
+            );
+            match created.await {
+                Ok(()) => {}
+                Err(KafkaError::ServerError {
+                    protocol_error: ProtocolError::TopicAlreadyExists,
+                    ..
+                }) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        // A new topic takes a moment to show in the metadata.
+        tokio::time::sleep(Duration::from_millis(100 * (attempt + 1).min(10))).await;
+    }
+    unreachable!("the loop above only ends by returning")
+}

@@ -1,0 +1,156 @@
+//! How much a partition's next fetch asks for, and how long the broker may hold it.
+
+use std::time::Duration;
+
+/// Most bytes the first fetch of a partition asks for.
+const FIRST_FETCH_BYTES: i32 = 64 << 10;
+
+/// What a partition's next fetch asks the broker for: how many bytes, and how long the broker
+/// may hold it open waiting for records.
+///
+/// - Bytes: 64 KiB (`FIRST_FETCH_BYTES`) first, then twice the size of the fetch before, up to
+///   `KAFKA_FETCH_MAX_BYTES`. On a backlog, nothing reaches PostgreSQL (the slowest stage)
+///   before the first fetches are decoded and checked; small first fetches give the handlers
+///   work within milliseconds, and six doublings later fetches are full size.
+/// - Wait: none while the partition is behind its high watermark, `KAFKA_FETCH_MAX_WAIT` once
+///   it has caught up. Kafka answers as soon as it has records whatever the wait, but tansu
+///   holds every fetch for about half of the wait even when it has records: with the default
+///   500 ms wait, a backlog was read 250 ms per fetch. An answer with no records below the
+///   high watermark counts as caught up (see [`FetchPlan::pause`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FetchPlan {
+    bytes: i32,
+    max_bytes: i32,
+    max_wait: Duration,
+    behind: bool,
+    pause: bool,
+}
+
+impl FetchPlan {
+    /// The plan for a partition's first fetch: it may be behind, so it does not wait.
+    pub fn new(max_bytes: i32, max_wait: Duration) -> Self {
+        Self {
+            bytes: FIRST_FETCH_BYTES.min(max_bytes),
+            max_bytes,
+            max_wait,
+            behind: true,
+            pause: false,
+        }
+    }
+
+    /// The byte range for the next fetch.
+    pub fn bytes(&self) -> std::ops::Range<i32> {
+        1..self.bytes
+    }
+
+    /// How long the broker may hold the next fetch, in milliseconds.
+    pub fn max_wait_ms(&self) -> i32 {
+        if self.behind {
+            0
+        } else {
+            i32::try_from(self.max_wait.as_millis()).unwrap_or(i32::MAX)
+        }
+    }
+
+    /// How long to wait before the next fetch, if at all: after a full-size fetch came back
+    /// empty below the high watermark. rskafka reads committed records only, so what is there
+    /// is a transaction still open (Kafka holds such a fetch for its wait) or a transaction
+    /// marker, which rskafka leaves out of its answers. Kafka answers a fetch for a marker at
+    /// once whatever its wait: without a pause the reader would spin until the producer writes
+    /// again.
+    pub fn pause(&self) -> Option<Duration> {
+        self.pause.then_some(self.max_wait)
+    }
+
+    /// Plans the next fetch after an answer of `n_records` records: `next_offset` is where it
+    /// reads from and `high_watermark` the one the answer gave. Every answer doubles the size,
+    /// empty ones too, so that a record larger than the current size is fetched once the size
+    /// holds it. An empty answer below the high watermark makes the next fetch wait as a
+    /// caught-up one does, after a [`pause`](Self::pause).
+    pub fn answered(&mut self, n_records: usize, next_offset: i64, high_watermark: i64) {
+        let empty_below_watermark = n_records == 0 && next_offset < high_watermark;
+        self.pause = empty_below_watermark && self.bytes == self.max_bytes;
+        self.bytes = self.bytes.saturating_mul(2).min(self.max_bytes);
+        self.behind = n_records > 0 && next_offset < high_watermark;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fetches_start_small_and_double_up_to_the_maximum() {
+        let mut plan = FetchPlan::new(300 << 10, Duration::from_millis(500));
+        let mut ends = Vec::new();
+        for _ in 0..6 {
+            ends.push(plan.bytes().end);
+            plan.answered(100, 0, 10);
+        }
+        assert_eq!(
+            ends,
+            [
+                64 << 10,
+                128 << 10,
+                256 << 10,
+                300 << 10,
+                300 << 10,
+                300 << 10
+            ]
+        );
+
+        let mut growing = FetchPlan::new(4 << 20, Duration::from_millis(500));
+        growing.answered(0, 0, 10);
+        assert_eq!(
+            growing.pause(),
+            None,
+            "a larger fetch may hold a larger record"
+        );
+
+        let below_first = FetchPlan::new(1024, Duration::ZERO);
+        assert_eq!(below_first.bytes(), 1..1024);
+
+        let mut at_limit = FetchPlan::new(i32::MAX, Duration::from_secs(3600 * 24 * 365));
+        for _ in 0..40 {
+            at_limit.answered(100, 0, 10);
+        }
+        assert_eq!(at_limit.bytes(), 1..i32::MAX);
+        assert_eq!(at_limit.max_wait_ms(), 0);
+        at_limit.answered(0, 10, 10);
+        assert_eq!(
+            at_limit.max_wait_ms(),
+            i32::MAX,
+            "a wait beyond i32 milliseconds is capped"
+        );
+    }
+
+    #[test]
+    fn fetches_wait_only_once_caught_up() {
+        let mut plan = FetchPlan::new(FIRST_FETCH_BYTES, Duration::from_millis(500));
+        assert_eq!(plan.max_wait_ms(), 0, "the first fetch may be behind");
+        plan.answered(3000, 3000, 10_000);
+        assert_eq!(plan.max_wait_ms(), 0, "records remain");
+        plan.answered(7000, 10_000, 10_000);
+        assert_eq!(plan.max_wait_ms(), 500, "caught up");
+        plan.answered(0, 10_000, 10_000);
+        assert_eq!(plan.max_wait_ms(), 500, "still caught up");
+        plan.answered(1, 10_001, 10_050);
+        assert_eq!(plan.max_wait_ms(), 0, "new records arrived");
+        assert_eq!(plan.pause(), None);
+        plan.answered(0, 10_001, 10_050);
+        assert_eq!(
+            plan.max_wait_ms(),
+            500,
+            "nothing came back below the watermark"
+        );
+        assert_eq!(
+            plan.pause(),
+            Some(Duration::from_millis(500)),
+            "a transaction marker"
+        );
+        plan.answered(0, 10_050, 10_050);
+        assert_eq!(plan.pause(), None, "caught up: the fetch itself waits");
+        plan.answered(10, 10_060, 10_060);
+        assert_eq!(plan.pause(), None);
+    }
+}

@@ -1,0 +1,28 @@
+//! Kafka: rskafka clients, the readers, and the record they hand to the batch writers.
+//!
+//! rskafka has no consumer groups and no offset tracking. Each partition resumes from the
+//! offset stored in PostgreSQL (or `KAFKA_START_OFFSET` when none is). `client.rs` connects
+//! and creates the topic, `fetch_plan.rs` sizes each fetch, `reader.rs` runs the fetch loops,
+//! and `consumer.rs` is the task that starts the readers (and the fake-data writer, which
+//! shares their client).
+
+mod client;
+mod consumer;
+mod fetch_plan;
+mod reader;
+
+pub use client::{connect, ensure_topic};
+pub use consumer::{run_consumer, ConsumerContext};
+pub use fetch_plan::FetchPlan;
+pub use reader::{assign_partitions, run_reader, ReaderContext};
+
+/// One Kafka record on its way to a batch writer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaRecord {
+    /// The partition it was read from.
+    pub partition: i32,
+    /// Its offset in the partition.
+    pub offset: i64,
+    /// Its value; `None` for a record without one (a tombstone).
+    pub value: Option<Vec<u8>>,
+}

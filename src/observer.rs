@@ -1,0 +1,97 @@
+//! The observer: every second it sets the state gauges (memory, channel, lag per partition)
+//! and writes a due rejection summary; every 10 s while records come in, it logs one progress
+//! line: rate, lag, stored, rejected.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::events::{Events, StateObserved};
+use crate::kafka::KafkaRecord;
+use crate::offsets::OffsetTracker;
+use crate::store::memory::MemoryStore;
+
+/// How often the gauges are set.
+const GAUGES_EVERY: Duration = Duration::from_secs(1);
+
+/// Gauge ticks between two progress lines.
+const TICKS_PER_LOG: u64 = 10;
+
+/// What the observer reads.
+#[derive(Debug)]
+pub struct ObserverContext {
+    /// Counters and the rejection summary.
+    pub events: Arc<Events>,
+    /// Lag per partition.
+    pub tracker: Arc<OffsetTracker>,
+    /// Orders in memory.
+    pub memory: Arc<MemoryStore>,
+    /// The channel, without keeping it open: it must close when the readers stop.
+    pub channel: mpsc::WeakSender<KafkaRecord>,
+}
+
+/// Runs until shutdown; writes the last pending rejection summary on the way out.
+pub async fn run_observer(context: ObserverContext, shutdown: CancellationToken) {
+    let ObserverContext {
+        events,
+        tracker,
+        memory,
+        channel,
+    } = context;
+    let mut ticker = tokio::time::interval(GAUGES_EVERY);
+    let mut last_consumed = 0;
+    for tick in 1_u64.. {
+        tokio::select! {
+            _ = shutdown.cancelled() => {
+                events.flush_rejection_summary(true);
+                return;
+            }
+            _ = ticker.tick() => {}
+        }
+        let lags: Vec<(i32, i64)> = tracker
+            .positions()
+            .iter()
+            .map(|position| {
+                let lag = (position.high_watermark - position.committable).max(0);
+                (position.partition, lag)
+            })
+            .collect();
+        // A sender is upgraded only for the time of the reading.
+        let (channel_fill, channel_capacity) = channel
+            .upgrade()
+            .map(|sender| {
+                (
+                    sender.max_capacity() - sender.capacity(),
+                    sender.max_capacity(),
+                )
+            })
+            .unwrap_or((0, 0));
+        events.emit(StateObserved {
+            orders_in_memory: memory.len(),
+            channel_fill,
+            channel_capacity,
+            lags: &lags,
+        });
+        crate::events::prometheus::prometheus().run_upkeep();
+        events.flush_rejection_summary(false);
+
+        let counters = events.counters();
+        let consumed = counters.consumed();
+        if tick % TICKS_PER_LOG != 0 || consumed == last_consumed {
+            continue;
+        }
+        tracing::info!(
+            records_per_second =
+                (consumed - last_consumed) / (TICKS_PER_LOG * GAUGES_EVERY.as_secs()),
+            lag = lags.iter().map(|(_, lag)| lag).sum::<i64>(),
+            stored = counters.stored(),
+            duplicates = counters.duplicates(),
+            rejected = counters.rejected(),
+            in_memory = memory.len(),
+            "ingesting"
+        );
+        last_consumed = consumed;
+    }
+}

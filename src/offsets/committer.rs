@@ -1,0 +1,72 @@
+//! The offset committer: stores each partition's committable offset in PostgreSQL as soon as
+//! a batch is done, at most once per `OFFSET_COMMIT_INTERVAL`. It is the only writer of
+//! `kafka_offsets`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::OffsetTracker;
+use crate::backoff::{retry_until_ok, Backoff};
+use crate::store::postgres::Database;
+
+/// Writes finished offsets as soon as a batch is done, at most once per `interval` (batches
+/// finishing meanwhile are written together), and retries a failed write with backoff; after
+/// `batch_writers_done`, writes the last ones, retrying until PostgreSQL takes them.
+pub async fn run_committer(
+    database: Database,
+    tracker: Arc<OffsetTracker>,
+    interval: Duration,
+    batch_writers_done: CancellationToken,
+) {
+    let mut next_write = tokio::time::Instant::now();
+    let mut backoff = Backoff::for_outages();
+    let mut retry_in = None;
+    loop {
+        let last = tokio::select! {
+            _ = batch_writers_done.cancelled() => true,
+            _ = async {
+                match retry_in {
+                    // After a failed write, the offsets are tried again without news.
+                    Some(delay) => tokio::time::sleep(delay).await,
+                    None => {
+                        tracker.changed().await;
+                        tokio::time::sleep_until(next_write).await;
+                    }
+                }
+            } => false,
+        };
+        next_write = tokio::time::Instant::now() + interval;
+        retry_in = None;
+        let offsets = tracker.offsets_to_store();
+        if !offsets.is_empty() {
+            if last {
+                let never = CancellationToken::new();
+                let written = retry_until_ok("writing the last offsets", &never, || {
+                    database.store_offsets(&offsets)
+                })
+                .await;
+                if written.is_some() {
+                    tracker.mark_stored(&offsets);
+                    tracing::info!(?offsets, "final offsets stored");
+                }
+            } else {
+                match database.store_offsets(&offsets).await {
+                    Ok(()) => {
+                        tracker.mark_stored(&offsets);
+                        backoff.reset();
+                    }
+                    Err(error) => {
+                        let delay = backoff.next_delay();
+                        retry_in = Some(delay);
+                        tracing::warn!(%error, ?delay, "storing offsets failed, will retry");
+                    }
+                }
+            }
+        }
+        if last {
+            return;
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! Reading one order by `id` or `order_uid`, for HTTP requests that memory cannot answer.
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+
+use super::{Database, DbError};
+use crate::store::ServedOrder;
+
+impl Database {
+    /// The stored order with this id, read from PostgreSQL.
+    pub async fn order_by_id(&self, id: i64) -> Result<Option<ServedOrder>, DbError> {
+        self.order_where(
+            "SELECT id, order_uid, date_created, body_text \
+             FROM orders WHERE id = $1",
+            &id,
+        )
+        .await
+    }
+
+    /// The stored order with this uid, read from PostgreSQL.
+    pub async fn order_by_uid(&self, order_uid: &str) -> Result<Option<ServedOrder>, DbError> {
+        self.order_where(
+            "SELECT id, order_uid, date_created, body_text \
+             FROM orders WHERE order_uid = $1",
+            &order_uid,
+        )
+        .await
+    }
+
+    async fn order_where(
+        &self,
+        query: &str,
+        key: &(dyn tokio_postgres::types::ToSql + Sync),
+    ) -> Result<Option<ServedOrder>, DbError> {
+        let client = self.pool.get().await?;
+        let statement = client.prepare_cached(query).await?;
+        match client.query_opt(&statement, &[key]).await? {
+            Some(row) => Ok(Some(served_order(&row)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// A row of `id, order_uid, date_created, body_text` as memory holds it. The text is already
+/// the served form (see [`crate::jsonb`]), so nothing is parsed.
+pub(super) fn served_order(row: &tokio_postgres::Row) -> Result<ServedOrder, DbError> {
+    let id: i64 = row.try_get(0)?;
+    let order_uid: &str = row.try_get(1)?;
+    let date_created: DateTime<Utc> = row.try_get(2)?;
+    let body: String = row.try_get(3)?;
+    Ok(ServedOrder::new(
+        id,
+        order_uid,
+        date_created,
+        Bytes::from(body),
+    ))
+}
