@@ -2,8 +2,8 @@
 -- one uid a line, as `orderstore-bench fill --uids` writes it.
 --
 -- The uids are kept as one string, not as a table of a million strings: LuaJIT's collector
--- walks every string of such a table on each cycle, which stalled wrk itself for hundreds of
--- milliseconds and showed up as the server's p99. Uids of equal length (the generator's are)
+-- walks every string of such a table on each cycle, which stalled wrk itself and showed up
+-- as the server's p99. Uids of equal length (the generator's are)
 -- are cut from the string by position; otherwise the table is the fallback.
 local blob, width, count
 local uids = {}

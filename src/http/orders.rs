@@ -18,8 +18,8 @@ enum OrderKey<'a> {
 
 /// `GET /orders/{id}` and `GET /orders/uid/{order_uid}`, and 404 for any other path. These
 /// two routes, most of the traffic, are told apart here by [`route_label`] instead of by
-/// actix's router, which matches every path parameter with a regular expression: that was
-/// 8 % of the server's CPU under load, more than looking the order up.
+/// actix's router, which matches every path parameter with a regular expression on every
+/// request (its cost is in README, Performance, and docs/performance-history.md).
 pub(super) async fn order_by_path(
     request: HttpRequest,
     state: web::Data<HttpState>,

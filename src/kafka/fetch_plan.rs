@@ -10,12 +10,12 @@ const FIRST_FETCH_BYTES: i32 = 64 << 10;
 ///
 /// - Bytes: 64 KiB (`FIRST_FETCH_BYTES`) first, then twice the size of the fetch before, up to
 ///   `KAFKA_FETCH_MAX_BYTES`. On a backlog, nothing reaches PostgreSQL (the slowest stage)
-///   before the first fetches are decoded and checked; small first fetches give the handlers
-///   work within milliseconds, and six doublings later fetches are full size.
+///   before the first fetches are decoded and checked; small first fetches give the batch
+///   writers work at once, and six doublings later fetches are full size.
 /// - Wait: none while the partition is behind its high watermark, `KAFKA_FETCH_MAX_WAIT` once
 ///   it has caught up. Kafka answers as soon as it has records whatever the wait, but tansu
-///   holds every fetch for about half of the wait even when it has records: with the default
-///   500 ms wait, a backlog was read 250 ms per fetch. An answer with no records below the
+///   holds every fetch for about half of the wait even when it has records, so a backlog
+///   read with a wait would be read one held fetch at a time. An answer with no records below the
 ///   high watermark counts as caught up (see [`FetchPlan::pause`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FetchPlan {

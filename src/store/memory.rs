@@ -25,7 +25,7 @@ pub struct Evicted {
     pub by_age: usize,
 }
 
-/// The maps' hasher: aHash, keyed at random per process, several times faster than the
+/// The maps' hasher: aHash, keyed at random per process, faster than the
 /// standard SipHash on these short keys and still not predictable from outside.
 type Hasher = ahash::RandomState;
 

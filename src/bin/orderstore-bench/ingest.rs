@@ -86,7 +86,7 @@ pub async fn ingest(
     // (b) PostgreSQL alone and (c) orderstore, in turns. Each phase starts from the same
     // state: the previous phase's database dropped, a checkpoint, dirty pages flushed. Without
     // that, a phase pays for the writeback of the one before it, and whichever runs second
-    // loses by up to 40%.
+    // loses.
     let mut postgres_seconds = f64::INFINITY;
     let mut orderstore_seconds = f64::INFINITY;
     let mut previous: Option<String> = None;

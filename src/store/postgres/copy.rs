@@ -16,8 +16,7 @@ const POSTGRES_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
 /// Size at which a chunk of COPY data is sent. Chunks this size come from the allocator's
 /// reused pools and reach PostgreSQL while the next is encoded; one buffer for a whole batch
-/// (megabytes) would be fresh memory each time, and half the encoding cost was the kernel
-/// zeroing its pages.
+/// (megabytes) would be fresh memory each time, which the kernel has to map and zero.
 const COPY_CHUNK_BYTES: usize = 256 << 10;
 
 /// Encodes orders as a binary COPY stream for the columns of `COPY_ORDERS`, with the given

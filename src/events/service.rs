@@ -1,0 +1,154 @@
+//! The events around the ingest path: evictions, Kafka's state, the writer, the observer's
+//! gauges, and HTTP requests.
+
+use std::sync::atomic::Ordering;
+
+use metrics::{counter, gauge, histogram};
+
+use super::prometheus::names;
+use super::{add, Events, PipelineEvent};
+use crate::store::memory::Evicted;
+
+/// A sweep evicted orders from memory.
+#[derive(Debug, Clone, Copy)]
+pub struct OrdersEvicted {
+    /// How many, by cause.
+    pub evicted: Evicted,
+    /// Orders left in memory.
+    pub in_memory: usize,
+}
+
+impl PipelineEvent for OrdersEvicted {
+    fn emit(self, events: &Events) {
+        let Evicted { by_age, by_count } = self.evicted;
+        add(&events.counters.evicted_by_age, by_age as u64);
+        add(&events.counters.evicted_by_count, by_count as u64);
+        counter!(names::EVICTIONS, "cause" => "age").increment(by_age as u64);
+        counter!(names::EVICTIONS, "cause" => "count").increment(by_count as u64);
+        if by_age + by_count > 0 {
+            tracing::debug!(
+                by_age,
+                by_count,
+                in_memory = self.in_memory,
+                "sweep evicted orders"
+            );
+        }
+    }
+}
+
+/// The broker answered a request.
+#[derive(Debug, Clone, Copy)]
+pub struct KafkaAnswered;
+
+impl PipelineEvent for KafkaAnswered {
+    fn emit(self, events: &Events) {
+        events.kafka_reachable.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A fetch failed; the reader retries with backoff.
+#[derive(Debug)]
+pub struct KafkaFetchFailed<'a> {
+    /// The topic.
+    pub topic: &'a str,
+    /// The partition.
+    pub partition: i32,
+    /// The offset fetched from.
+    pub offset: i64,
+    /// What failed.
+    pub error: &'a dyn std::error::Error,
+}
+
+impl PipelineEvent for KafkaFetchFailed<'_> {
+    fn emit(self, events: &Events) {
+        events.kafka_reachable.store(false, Ordering::Relaxed);
+        tracing::warn!(
+            topic = self.topic,
+            partition = self.partition,
+            offset = self.offset,
+            error = %self.error,
+            "Kafka fetch failed, retrying"
+        );
+    }
+}
+
+/// The fake-data writer produced records.
+#[derive(Debug, Clone, Copy)]
+pub struct WriterProduced {
+    /// Valid orders.
+    pub n_valid: u64,
+    /// Records the contract rejects.
+    pub n_invalid: u64,
+}
+
+impl PipelineEvent for WriterProduced {
+    fn emit(self, _: &Events) {
+        counter!(names::WRITER_PRODUCED, "kind" => "valid").increment(self.n_valid);
+        counter!(names::WRITER_PRODUCED, "kind" => "invalid").increment(self.n_invalid);
+    }
+}
+
+/// The pipeline's state now, set every second by the observer.
+#[derive(Debug, Clone, Copy)]
+pub struct StateObserved<'a> {
+    /// Orders in memory.
+    pub orders_in_memory: usize,
+    /// Records waiting in the channel.
+    pub channel_fill: usize,
+    /// The channel's capacity.
+    pub channel_capacity: usize,
+    /// High watermark minus stored offset, per partition.
+    pub lags: &'a [(i32, i64)],
+}
+
+impl PipelineEvent for StateObserved<'_> {
+    fn emit(self, _: &Events) {
+        gauge!(names::IN_MEMORY).set(self.orders_in_memory as f64);
+        gauge!(names::CHANNEL_FILL).set(self.channel_fill as f64);
+        gauge!(names::CHANNEL_CAPACITY).set(self.channel_capacity as f64);
+        for (partition, lag) in self.lags {
+            gauge!(names::LAG, "partition" => partition.to_string()).set(*lag as f64);
+        }
+    }
+}
+
+/// An HTTP request was answered.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpRequestServed {
+    /// The route pattern, a bounded label.
+    pub route: &'static str,
+    /// The status code.
+    pub status: u16,
+    /// From the request's arrival to its answer.
+    pub seconds: f64,
+}
+
+impl PipelineEvent for HttpRequestServed {
+    /// Metric handles are looked up in the registry once per worker thread and route/status,
+    /// then kept: the registry lookup (hashing labels, allocating keys) would otherwise be paid
+    /// on every request. Requests are not logged: per-request lines would be the access log
+    /// of a busy server.
+    fn emit(self, _: &Events) {
+        type Handles = (metrics::Counter, metrics::Histogram);
+        thread_local! {
+            static HANDLES: std::cell::RefCell<std::collections::HashMap<(&'static str, u16), Handles>> =
+                std::cell::RefCell::new(std::collections::HashMap::new());
+        }
+        let Self {
+            route,
+            status,
+            seconds,
+        } = self;
+        HANDLES.with(|handles| {
+            let mut handles = handles.borrow_mut();
+            let (requests, latency) = handles.entry((route, status)).or_insert_with(|| {
+                (
+                    counter!(names::HTTP_REQUESTS, "route" => route, "status" => status.to_string()),
+                    histogram!(names::HTTP_SECONDS, "route" => route),
+                )
+            });
+            requests.increment(1);
+            latency.record(seconds);
+        });
+    }
+}

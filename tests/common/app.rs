@@ -1,0 +1,196 @@
+//! The application under test: settings for a test instance, the app run in this process,
+//! the environment that starts the binary, and a test's own database and topic.
+
+use super::*;
+
+/// Settings for a test instance: the test's database and topic, HTTP on a free port, short
+/// intervals. `overrides` set any other variable.
+pub fn settings(
+    database: &tokio_postgres::Config,
+    topic: &str,
+    overrides: &[(&str, &str)],
+) -> Settings {
+    let mut values: HashMap<String, String> = [
+        ("KAFKA_BROKERS", services().kafka_brokers.as_str()),
+        ("KAFKA_TOPIC", topic),
+        ("KAFKA_PARTITIONS", "4"),
+        ("KAFKA_FETCH_MAX_WAIT", "100ms"),
+        ("HTTP_ADDR", "127.0.0.1:0"),
+        ("HTTP_WORKERS", "2"),
+        ("HANDLERS", "2"),
+        ("DB_POOL_SIZE", "4"),
+        ("OFFSET_COMMIT_INTERVAL", "50ms"),
+        ("MEMORY_MAX_AGE", "0"),
+    ]
+    .iter()
+    .map(|(name, value)| (name.to_string(), value.to_string()))
+    .collect();
+    for (name, value) in overrides {
+        values.insert(name.to_string(), value.to_string());
+    }
+    let mut settings = Settings::from_lookup(|name| values.get(name).cloned())
+        .unwrap_or_else(|error| panic!("test settings are invalid: {error}"));
+    settings.database_url = database.clone();
+    settings
+}
+
+/// `Application::build` with a time limit: start-up waits for PostgreSQL forever (by design),
+/// and a test must fail, not hang, when it never comes.
+pub async fn build_app(
+    settings: Settings,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<orderstore::app::Application, orderstore::app::StartError> {
+    const LIMIT: Duration = Duration::from_secs(120);
+    tokio::time::timeout(
+        LIMIT,
+        orderstore::app::Application::build(settings, shutdown),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        panic!("the application did not start within {LIMIT:?}; is PostgreSQL reachable?")
+    })
+}
+
+/// The application running in this process, started the way every test starts it.
+pub struct RunningApp {
+    port: u16,
+    memory: Arc<orderstore::store::memory::MemoryStore>,
+    events: Arc<orderstore::events::Events>,
+    offsets: Arc<orderstore::offsets::OffsetTracker>,
+    shutdown: tokio_util::sync::CancellationToken,
+    running: tokio::task::JoinHandle<Result<(), orderstore::shutdown::ComponentFailure>>,
+}
+
+impl RunningApp {
+    /// Builds the application (see [`build_app`]) and runs it in a task.
+    pub async fn start(settings: Settings) -> RunningApp {
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let app = build_app(settings, shutdown.clone())
+            .await
+            .unwrap_or_else(|error| panic!("the application did not start: {error}"));
+        RunningApp {
+            port: app.http_port(),
+            memory: app.memory(),
+            events: app.events(),
+            offsets: app.offsets(),
+            shutdown,
+            running: tokio::spawn(app.run_until_stopped()),
+        }
+    }
+
+    /// The port HTTP listens on.
+    pub fn http_port(&self) -> u16 {
+        self.port
+    }
+
+    /// Orders in memory.
+    pub fn memory(&self) -> Arc<orderstore::store::memory::MemoryStore> {
+        Arc::clone(&self.memory)
+    }
+
+    /// The pipeline's events and counters.
+    pub fn events(&self) -> Arc<orderstore::events::Events> {
+        Arc::clone(&self.events)
+    }
+
+    /// The offsets in flight and done.
+    pub fn offsets(&self) -> Arc<orderstore::offsets::OffsetTracker> {
+        Arc::clone(&self.offsets)
+    }
+
+    /// Whether the application stopped, which it must not do by itself.
+    pub fn is_finished(&self) -> bool {
+        self.running.is_finished()
+    }
+
+    /// Stops the application as a signal would, and fails unless it stops cleanly.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let stopped = self.running.await;
+        assert!(
+            matches!(stopped, Ok(Ok(()))),
+            "the application did not stop cleanly: {stopped:?}"
+        );
+    }
+}
+
+/// Environment variables that start the binary like [`settings`] configures the library.
+pub fn binary_env(
+    database: &tokio_postgres::Config,
+    topic: &str,
+    http_port: u16,
+) -> Vec<(String, String)> {
+    let host = match database.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+        _ => "127.0.0.1".into(),
+    };
+    let url = format!(
+        "postgres://{}@{}:{}/{}",
+        database.get_user().unwrap_or("postgres"),
+        host,
+        database.get_ports().first().copied().unwrap_or(5432),
+        database.get_dbname().unwrap_or("postgres")
+    );
+    [
+        ("DATABASE_URL", url),
+        ("KAFKA_BROKERS", services().kafka_brokers.clone()),
+        ("KAFKA_TOPIC", topic.to_string()),
+        ("KAFKA_FETCH_MAX_WAIT", "100ms".into()),
+        ("HTTP_ADDR", format!("127.0.0.1:{http_port}")),
+        ("OFFSET_COMMIT_INTERVAL", "50ms".into()),
+        ("MEMORY_MAX_AGE", "0".into()),
+        ("LOG_LEVEL", "warn".into()),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_string(), value))
+    .collect()
+}
+
+/// A free port for a binary's HTTP server.
+pub fn http_port() -> u16 {
+    free_port()
+}
+
+/// A test's own database and topic on the shared services.
+pub struct TestBed {
+    /// The test's database.
+    pub database: tokio_postgres::Config,
+    /// A connection to it, for the test's checks.
+    pub db: tokio_postgres::Client,
+    /// The test's topic.
+    pub topic: String,
+    /// A client per partition of the topic.
+    pub partitions: Vec<Arc<PartitionClient>>,
+}
+
+impl TestBed {
+    /// A fresh database and a fresh topic with `n_partitions` partitions.
+    pub async fn new(n_partitions: i32) -> TestBed {
+        let database = create_database(&services().admin_url).await;
+        let db = connect_config(&database).await;
+        let topic = unique_name("orders");
+        let partitions = create_topic(&kafka_client().await, &topic, n_partitions).await;
+        TestBed {
+            database,
+            db,
+            topic,
+            partitions,
+        }
+    }
+}
+
+/// Waits until `condition` holds, polling; fails with `what` after `limit`.
+pub async fn wait_for<F, Fut>(what: &str, limit: Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !condition().await {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
