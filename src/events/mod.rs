@@ -4,7 +4,7 @@
 //! Prometheus metric and writes the log line, so logs and metrics cannot drift apart.
 //!
 //! Per-record happenings log at DEBUG. Rejected records are also summed up in one WARN line at
-//! most every 10 s ([`rejections`]), so a flood of hostile records cannot flood the log.
+//! most every 10 s (`rejections.rs`), so a flood of hostile records cannot flood the log.
 
 mod ingest;
 pub mod prometheus;

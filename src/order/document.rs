@@ -15,6 +15,8 @@ pub type Text<'a> = std::borrow::Cow<'a, str>;
 
 /// The order document exactly as the contract names it, borrowing its text from the record it
 /// is parsed from.
+///
+/// Its fields are the contract's, each described in `docs/order-spec.md`.
 #[allow(missing_docs)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,6 +50,9 @@ pub struct UncheckedOrder<'a> {
     pub oof_shard: Text<'a>,
 }
 
+/// The order's `delivery` object: who receives it, and where.
+///
+/// Its fields are the contract's, each described in `docs/order-spec.md`.
 #[allow(missing_docs)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -68,6 +73,9 @@ pub struct Delivery<'a> {
     pub email: Text<'a>,
 }
 
+/// The order's `payment` object.
+///
+/// Its fields are the contract's, each described in `docs/order-spec.md`.
 #[allow(missing_docs)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -89,6 +97,9 @@ pub struct Payment<'a> {
     pub custom_fee: i64,
 }
 
+/// One of the order's `items`.
+///
+/// Its fields are the contract's, each described in `docs/order-spec.md`.
 #[allow(missing_docs)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
