@@ -52,9 +52,9 @@ pub struct Settings {
     pub max_record_bytes: usize,
     /// Batch writer tasks (`HANDLERS`, the name earlier versions used).
     pub batch_writers: usize,
-    /// Records the channel between readers and handlers holds before readers wait.
+    /// Records the channel between readers and batch writers holds before readers wait.
     pub channel_capacity: usize,
-    /// Most records a handler takes and writes in one transaction.
+    /// Most records a batch writer takes and writes in one transaction.
     pub batch_size: usize,
     /// PostgreSQL connection string.
     pub database_url: tokio_postgres::Config,

@@ -7,7 +7,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Metric names, in one place.
 pub mod names {
-    /// Records taken from the channel by handlers.
+    /// Records taken from the channel by batch writers.
     pub const CONSUMED: &str = "orderstore_records_consumed_total";
     /// Orders newly stored.
     pub const STORED: &str = "orderstore_orders_stored_total";
@@ -27,7 +27,7 @@ pub mod names {
     pub const POSTGRES_WRITE_SECONDS: &str = "orderstore_postgres_write_seconds";
     /// High watermark minus stored offset, by `partition`.
     pub const LAG: &str = "orderstore_consumer_lag_records";
-    /// Records waiting in the channel between readers and handlers.
+    /// Records waiting in the channel between readers and batch writers.
     pub const CHANNEL_FILL: &str = "orderstore_channel_records";
     /// The channel's capacity.
     pub const CHANNEL_CAPACITY: &str = "orderstore_channel_capacity_records";

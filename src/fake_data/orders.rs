@@ -115,7 +115,7 @@ pub fn random_order_json(rng: &mut (impl Rng + ?Sized), now: DateTime<Utc>) -> (
     (order.order_uid.into_owned(), json)
 }
 
-/// `n` random valid orders, parsed as handlers parse records (for benchmarks and tests).
+/// `n` random valid orders, parsed as the batch writers parse records (for benchmarks and tests).
 pub fn random_parsed_orders(
     rng: &mut (impl Rng + ?Sized),
     n: usize,

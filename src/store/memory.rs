@@ -13,7 +13,7 @@ use dashmap::DashMap;
 
 use super::ServedOrder;
 
-/// Orders evicted per lock of the age index, so a large sweep never stalls handlers for long.
+/// Orders evicted per lock of the age index, so a large sweep never stalls the batch writers for long.
 const EVICTION_CHUNK: usize = 4096;
 
 /// How many orders one sweep evicted, by cause.
