@@ -250,6 +250,8 @@ impl Application {
         for database in &self.databases {
             database.close();
         }
+        // Rejections of the last batches, written while the observer was already stopping.
+        self.events.flush_rejection_summary(true);
         let counters = self.events.counters();
         tracing::info!(
             stored = counters.stored(),

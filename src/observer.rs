@@ -32,7 +32,8 @@ pub struct ObserverContext {
     pub channel: mpsc::WeakSender<KafkaRecord>,
 }
 
-/// Runs until shutdown; writes the last pending rejection summary on the way out.
+/// Runs until shutdown; writes the pending rejection summary on the way out (the application
+/// writes the one of the last batches after they drained).
 pub async fn run_observer(context: ObserverContext, shutdown: CancellationToken) {
     let ObserverContext {
         events,
