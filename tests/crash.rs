@@ -4,22 +4,10 @@
 mod common;
 
 use std::collections::HashSet;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
-
-fn start_binary(env: &[(String, String)]) -> KillOnDrop {
-    let child = Command::new(env!("CARGO_BIN_EXE_orderstore"))
-        .envs(
-            env.iter()
-                .map(|(name, value)| (name.as_str(), value.as_str())),
-        )
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|error| panic!("cannot start the orderstore binary: {error}"));
-    KillOnDrop(child)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_instance_restarts_and_stores_every_order_exactly_once() {
@@ -39,7 +27,7 @@ async fn a_killed_instance_restarts_and_stores_every_order_exactly_once() {
         ("BATCH_SIZE".into(), "10".into()),
         ("HANDLERS".into(), "1".into()),
     ]);
-    let mut first = start_binary(&env);
+    let mut first = start_binary(&env, Stdio::inherit());
     wait_for(
         "the first instance to store 3000 orders",
         Duration::from_secs(120),
@@ -60,7 +48,7 @@ async fn a_killed_instance_restarts_and_stores_every_order_exactly_once() {
     let http_port = http_port();
     let mut env = binary_env(&database, &topic, http_port);
     env.push(("BATCH_SIZE".into(), "500".into()));
-    let second = start_binary(&env);
+    let second = start_binary(&env, Stdio::inherit());
     wait_until_caught_up(&db, &topic, &partitions, Duration::from_secs(180)).await;
 
     let stored: Vec<String> = db
@@ -89,18 +77,5 @@ async fn a_killed_instance_restarts_and_stores_every_order_exactly_once() {
     assert_eq!(answer.status, 200);
 
     // SIGTERM: an orderly stop with exit status 0.
-    let status = Command::new("kill")
-        .args(["-TERM", &second.0.id().to_string()])
-        .status()
-        .unwrap_or_else(|error| panic!("cannot send SIGTERM: {error}"));
-    assert!(status.success());
-    let mut second = second;
-    let exit = second
-        .0
-        .wait()
-        .unwrap_or_else(|error| panic!("cannot wait for the second instance: {error}"));
-    assert!(
-        exit.success(),
-        "orderstore exited with {exit} after SIGTERM"
-    );
+    second.terminate();
 }

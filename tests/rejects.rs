@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
@@ -41,16 +41,7 @@ async fn a_flood_of_hostile_records_is_kept_whole_in_a_few_log_lines() {
     let mut env = binary_env(&database, &topic, http_port());
     env.retain(|(name, _)| name != "LOG_LEVEL");
     env.push(("LOG_LEVEL".into(), "info".into()));
-    let child = Command::new(env!("CARGO_BIN_EXE_orderstore"))
-        .envs(
-            env.iter()
-                .map(|(name, value)| (name.as_str(), value.as_str())),
-        )
-        .stdin(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap_or_else(|error| panic!("cannot start the orderstore binary: {error}"));
-    let mut instance = KillOnDrop(child);
+    let instance = start_binary(&env, Stdio::from(log));
     wait_for(
         "the binary to store its first rejects",
         Duration::from_secs(60),
@@ -64,17 +55,7 @@ async fn a_flood_of_hostile_records_is_kept_whole_in_a_few_log_lines() {
         "every hostile record is kept"
     );
     assert_eq!(count(&db, "SELECT count(*) FROM orders").await, 0);
-    let pid = instance.0.id().to_string();
-    let stopped = Command::new("kill").args(["-TERM", &pid]).status();
-    assert!(
-        matches!(stopped, Ok(status) if status.success()),
-        "cannot signal orderstore"
-    );
-    let status = instance.0.wait();
-    assert!(
-        matches!(&status, Ok(status) if status.success()),
-        "orderstore stopped with {status:?}"
-    );
+    instance.terminate();
 
     let text = std::fs::read_to_string(&log_path).unwrap_or_default();
     let _ = std::fs::remove_file(&log_path);

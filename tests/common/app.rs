@@ -114,6 +114,20 @@ impl RunningApp {
     }
 }
 
+/// Starts the `orderstore` binary with `env`, its log going to `stderr`.
+pub fn start_binary(env: &[(String, String)], stderr: Stdio) -> KillOnDrop {
+    let child = Command::new(env!("CARGO_BIN_EXE_orderstore"))
+        .envs(
+            env.iter()
+                .map(|(name, value)| (name.as_str(), value.as_str())),
+        )
+        .stdin(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap_or_else(|error| panic!("cannot start the orderstore binary: {error}"));
+    KillOnDrop(child)
+}
+
 /// Environment variables that start the binary like [`settings`] configures the library.
 pub fn binary_env(
     database: &tokio_postgres::Config,

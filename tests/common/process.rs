@@ -79,6 +79,25 @@ pub(crate) fn watchdog(cleanup: &str) {
 /// A child process that is killed when dropped, so a failing test leaves nothing running.
 pub struct KillOnDrop(pub std::process::Child);
 
+impl KillOnDrop {
+    /// Sends SIGTERM and waits: an orderly stop must end with exit status 0.
+    pub fn terminate(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .unwrap_or_else(|error| panic!("cannot send SIGTERM: {error}"));
+        assert!(status.success(), "kill -TERM failed with {status}");
+        let exit = self
+            .0
+            .wait()
+            .unwrap_or_else(|error| panic!("cannot wait for the process: {error}"));
+        assert!(
+            exit.success(),
+            "the process exited with {exit} after SIGTERM"
+        );
+    }
+}
+
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
