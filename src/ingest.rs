@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use crate::backoff::Backoff;
 use crate::events::{
     BatchRefused, BatchStored, Events, RecordRejected, RecordsConsumed, RejectKeptInHex,
-    WriteRetried,
+    RejectWriteRetried, WriteRetried,
 };
 use crate::kafka::KafkaRecord;
 use crate::offsets::OffsetTracker;
@@ -254,12 +254,11 @@ async fn write_reject_as_hex(context: &IngestContext, reject: &RejectedRecord<'_
         match context.database.write_reject_as_hex(reject, refusal).await {
             Ok(()) => return,
             Err(error) => {
-                tracing::error!(
-                    partition = reject.partition,
-                    offset = reject.offset,
-                    %error,
-                    "PostgreSQL refused a rejected record even in hex; retrying, its offset waits"
-                );
+                context.events.emit(RejectWriteRetried {
+                    partition: reject.partition,
+                    offset: reject.offset,
+                    error: &error,
+                });
                 backoff.wait().await;
             }
         }

@@ -1,8 +1,6 @@
 //! The events of the ingest path: batches taken, stored, refused and retried, and records
 //! rejected.
 
-use std::sync::PoisonError;
-
 use metrics::{counter, histogram};
 
 use super::prometheus::names;
@@ -82,19 +80,9 @@ impl PipelineEvent for RecordRejected<'_> {
             reason = %self.rejection,
             "record rejected, it is kept in rejected_records"
         );
-        let line = events
-            .rejections
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .add(
-                self.rejection,
-                self.partition,
-                self.offset,
-                tokio::time::Instant::now(),
-            );
-        if let Some(line) = line {
-            line.log();
-        }
+        events.summarize(|summary, now| {
+            summary.add(self.rejection, self.partition, self.offset, now)
+        });
     }
 }
 
@@ -159,6 +147,31 @@ impl PipelineEvent for WriteRetried<'_> {
             orders = self.n_orders,
             rejects = self.n_rejects,
             "writing to PostgreSQL failed, retrying"
+        );
+    }
+}
+
+/// PostgreSQL refused a rejected record even in hex: the write is retried and the record's
+/// offset waits. An operator must look (a constraint or trigger of theirs, most likely).
+#[derive(Debug)]
+pub struct RejectWriteRetried<'a> {
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+    /// PostgreSQL's reason.
+    pub error: &'a dyn std::error::Error,
+}
+
+impl PipelineEvent for RejectWriteRetried<'_> {
+    fn emit(self, events: &Events) {
+        add(&events.counters.write_retries, 1);
+        counter!(names::WRITE_RETRIES).increment(1);
+        tracing::error!(
+            partition = self.partition,
+            offset = self.offset,
+            error = %self.error,
+            "PostgreSQL refused a rejected record even in hex; retrying, its offset waits"
         );
     }
 }

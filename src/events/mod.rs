@@ -15,9 +15,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 pub use ingest::{
-    BatchRefused, BatchStored, RecordRejected, RecordsConsumed, RejectKeptInHex, WriteRetried,
+    BatchRefused, BatchStored, RecordRejected, RecordsConsumed, RejectKeptInHex,
+    RejectWriteRetried, WriteRetried,
 };
-pub use rejections::{RejectionSummary, SUMMARY_EVERY};
+pub use rejections::{RejectionSummary, SummaryLine, SUMMARY_EVERY};
 pub use service::{
     HttpRequestServed, KafkaAnswered, KafkaFetchFailed, OrdersEvicted, StateObserved,
     WriterProduced,
@@ -115,11 +116,21 @@ impl Events {
     /// Writes the rejection summary if one is due (called every second by the observer) or,
     /// with `force`, whenever rejections are pending (at shutdown).
     pub fn flush_rejection_summary(&self, force: bool) {
-        let line = self
-            .rejections
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .flush(tokio::time::Instant::now(), force);
+        self.summarize(|summary, now| summary.flush(now, force));
+    }
+
+    /// Updates the rejection summary under its lock and writes the line it gives, if any.
+    fn summarize(
+        &self,
+        update: impl FnOnce(&mut RejectionSummary, tokio::time::Instant) -> Option<SummaryLine>,
+    ) {
+        let line = update(
+            &mut self
+                .rejections
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+            tokio::time::Instant::now(),
+        );
         if let Some(line) = line {
             line.log();
         }
