@@ -124,11 +124,21 @@ pub struct HttpRequestServed {
 }
 
 impl PipelineEvent for HttpRequestServed {
+    fn emit(self, _: &Events) {
+        self.record();
+    }
+}
+
+impl HttpRequestServed {
+    /// Records the request's metrics. It touches no per-instance state, so the HTTP middleware
+    /// calls it without an [`Events`] at hand: sharing one `Arc` between workers would cost an
+    /// atomic increment and decrement on a contended cache line per request.
+    ///
     /// Metric handles are looked up in the registry once per worker thread and route/status,
     /// then kept: the registry lookup (hashing labels, allocating keys) would otherwise be paid
     /// on every request. Requests are not logged: per-request lines would be the access log
     /// of a busy server.
-    fn emit(self, _: &Events) {
+    pub fn record(self) {
         type Handles = (metrics::Counter, metrics::Histogram);
         thread_local! {
             static HANDLES: std::cell::RefCell<std::collections::HashMap<(&'static str, u16), Handles>> =

@@ -38,7 +38,7 @@ pub struct HttpState {
     pub memory: Arc<MemoryStore>,
     /// PostgreSQL, for orders not in memory.
     pub database: Database,
-    /// Where requests are reported; readiness reads whether Kafka answers.
+    /// Readiness reads whether Kafka answers.
     pub events: Arc<Events>,
 }
 
@@ -50,21 +50,20 @@ pub fn build_server(
 ) -> std::io::Result<Server> {
     let state = web::Data::new(state);
     let mut server = HttpServer::new(move || {
-        let events = Arc::clone(&state.events);
         App::new()
             .app_data(state.clone())
-            .wrap_fn(move |request, service| {
+            .wrap_fn(|request, service| {
                 let started = Instant::now();
                 let route = routes::route_label(request.path());
                 let response = service.call(request);
-                let events = Arc::clone(&events);
                 async move {
                     let response = response.await?;
-                    events.emit(HttpRequestServed {
+                    HttpRequestServed {
                         route,
                         status: response.status().as_u16(),
                         seconds: started.elapsed().as_secs_f64(),
-                    });
+                    }
+                    .record();
                     Ok(response)
                 }
             })
