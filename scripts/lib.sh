@@ -30,13 +30,41 @@ ensure_postgres() {
 }
 
 # Puts tansu, a Kafka-compatible broker in Rust, on PATH, building it when missing. The memory
-# storage engine needs the dynostore feature. The first build takes 15-20 minutes on 2 cores.
+# storage engine needs the dynostore feature; SCRAM users need libsql (and sqlite storage). A
+# tansu installed without libsql is rebuilt: cargo records each installed binary's features
+# in ~/.cargo/.crates2.json, which is what tells the two apart. The first build takes 20-30
+# minutes on 2 cores.
 ensure_tansu() {
     export PATH="$HOME/.cargo/bin:$PATH"
-    if ! command -v tansu >/dev/null 2>&1; then
-        echo "installing tansu 0.6.0 (first time only, ~15-20 min)" >&2
-        cargo install tansu --version 0.6.0 --locked --features dynostore
+    if [ -n "${TANSU_BIN:-}" ]; then
+        return
     fi
+    if ! command -v tansu >/dev/null 2>&1 || ! tansu_has_libsql; then
+        echo "installing tansu 0.6.0 with dynostore and libsql (first time only, ~20-30 min)" >&2
+        cargo install tansu --version 0.6.0 --locked --features dynostore,libsql --force
+    fi
+}
+
+# Whether the tansu cargo installed was built with both features the tests need.
+tansu_has_libsql() {
+    python3 - "$HOME/.cargo/.crates2.json" <<'PY'
+import json, sys
+try:
+    installs = json.load(open(sys.argv[1]))["installs"]
+except (OSError, ValueError, KeyError):
+    sys.exit(1)
+for name, install in installs.items():
+    if name.startswith("tansu 0.6.0 ") and {"dynostore", "libsql"} <= set(install.get("features", [])):
+        sys.exit(0)
+sys.exit(1)
+PY
+}
+
+# stunnel4 terminates TLS in front of tansu (which does not apply TLS itself); openssl makes
+# the tests' throwaway certificates.
+ensure_tls_tools() {
+    command -v stunnel4 >/dev/null 2>&1 || apt_install stunnel4
+    command -v openssl >/dev/null 2>&1 || apt_install openssl
 }
 
 # Runs a PostgreSQL tool as the postgres user when this script runs as root.

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backoff::retry_until_ok;
 use crate::config::Settings;
 use crate::events::Events;
-use crate::http::{build_server, HttpState};
+use crate::http::{build_server, HttpState, ServerOptions};
 use crate::ingest::{run_batch_writer, IngestContext};
 use crate::kafka::{run_consumer, ConsumerContext};
 use crate::observer::{run_observer, ObserverContext};
@@ -85,8 +85,18 @@ impl Application {
         );
         let manager = ShutdownManager::new(shutdown.clone());
         let topic = settings.kafka_topic.clone();
-        let database = Database::new(settings.database_url.clone(), settings.db_pool_size, &topic);
-        retry_until_ok("connecting to PostgreSQL", &shutdown, || database.migrate())
+        let database = Database::new(
+            settings.database_url.clone(),
+            settings.database_tls.clone(),
+            settings.db_pool_size,
+            &topic,
+        );
+        let connecting = format!(
+            "connecting to PostgreSQL at {} (sslmode={})",
+            settings.database_display(),
+            settings.database_tls.mode().as_str()
+        );
+        retry_until_ok(&connecting, &shutdown, || database.migrate())
             .await
             .ok_or(StartError::Cancelled)?;
         let memory = if settings.memory_restore {
@@ -108,8 +118,12 @@ impl Application {
         crate::events::prometheus::prometheus();
         let events = Arc::new(Events::default());
         // HTTP reads get a pool of their own, so ingestion and reads never starve each other.
-        let http_database =
-            Database::new(settings.database_url.clone(), settings.db_pool_size, &topic);
+        let http_database = Database::new(
+            settings.database_url.clone(),
+            settings.database_tls.clone(),
+            settings.db_pool_size,
+            &topic,
+        );
         let (http_port, http_server) = start_http(
             &settings,
             HttpState {
@@ -279,7 +293,12 @@ fn start_http(
     };
     let listener = TcpListener::bind(settings.http_addr).map_err(bind_error)?;
     let port = listener.local_addr().map_err(bind_error)?.port();
-    let server = build_server(listener, state, settings.http_workers).map_err(bind_error)?;
+    let options = ServerOptions {
+        workers: settings.http_workers,
+        auth: settings.http_auth.clone(),
+        tls: settings.http_tls.clone(),
+    };
+    let server = build_server(listener, state, options).map_err(bind_error)?;
     let handle = server.handle();
     Ok((port, (handle, manager.spawn(Component::HttpServer, server))))
 }

@@ -20,7 +20,8 @@
 //! Around them: [`events`] (one typed event per happening: counts, metrics and logs),
 //! [`observer`] (gauges and the progress log), [`shutdown`] (named components under one
 //! shutdown root), [`backoff`] (retries with jitter), [`telemetry`] (logs), and [`fake_data`]
-//! (random orders and invalid records, and the writer that produces them to the topic).
+//! (random orders and invalid records, and the writer that produces them to the topic), and
+//! [`tls`] (rustls configurations from PEM files, for Kafka, PostgreSQL and HTTPS).
 
 #![warn(missing_docs)]
 
@@ -55,3 +56,5 @@ pub mod observer;
 pub mod shutdown;
 
 pub mod telemetry;
+
+pub mod tls;

@@ -112,7 +112,8 @@ async fn produce(settings: Settings, options: WriterOptions) -> anyhow::Result<(
     orderstore::telemetry::init("warn", settings.log_format);
     let shutdown = CancellationToken::new();
     spawn_signal_handler(shutdown.clone()).context("cannot install signal handlers")?;
-    let client = orderstore::kafka::connect(&settings.kafka_brokers, &shutdown)
+    let events = Arc::new(Events::default());
+    let client = orderstore::kafka::connect(&settings, &events, &shutdown)
         .await
         .context("stopped before Kafka answered")?;
     let partitions = orderstore::kafka::ensure_topic(&client, &settings)
@@ -134,13 +135,8 @@ async fn produce(settings: Settings, options: WriterOptions) -> anyhow::Result<(
     let progress = Arc::new(WriterProgress::default());
     let started = Instant::now();
     let manager = ShutdownManager::new(shutdown);
-    let writers = writer::start_writers(
-        &manager,
-        producers,
-        options,
-        Arc::clone(&progress),
-        Arc::new(Events::default()),
-    );
+    let writers =
+        writer::start_writers(&manager, producers, options, Arc::clone(&progress), events);
     while !writers.iter().all(|task| task.is_finished()) {
         bar.set_position(progress.produced());
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -167,16 +163,36 @@ async fn produce(settings: Settings, options: WriterOptions) -> anyhow::Result<(
     Ok(())
 }
 
-/// `orderstore healthcheck`: GET /health/ready on this machine's HTTP_ADDR port.
+/// `orderstore healthcheck`: GET /health/ready on this machine's HTTP_ADDR port, over HTTPS
+/// when the server speaks it (its own certificate is not checked: this asks itself).
 fn healthcheck(settings: &Settings) -> anyhow::Result<()> {
     let address = std::net::SocketAddr::from(([127, 0, 0, 1], settings.http_addr.port()));
-    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(3))
+    let tcp = TcpStream::connect_timeout(&address, Duration::from_secs(3))
         .with_context(|| format!("nothing answers on {address}"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    stream
-        .write_all(b"GET /health/ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer)?;
+    tcp.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let request = b"GET /health/ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let mut answer = Vec::new();
+    if settings.http_tls.is_some() {
+        let config = orderstore::tls::client_config(
+            &orderstore::tls::Roots::System,
+            orderstore::tls::Verification::None,
+            None,
+        )
+        .map_err(anyhow::Error::msg)?;
+        let name = rustls::pki_types::ServerName::try_from("localhost")?;
+        let session = rustls::ClientConnection::new(config, name)?;
+        let mut stream = rustls::StreamOwned::new(session, tcp);
+        stream.write_all(request)?;
+        // A server may close without TLS's close_notify; what arrived is the answer.
+        if let Err(error) = stream.read_to_end(&mut answer) {
+            anyhow::ensure!(!answer.is_empty(), error);
+        }
+    } else {
+        let mut stream = tcp;
+        stream.write_all(request)?;
+        stream.read_to_end(&mut answer)?;
+    }
+    let answer = String::from_utf8_lossy(&answer);
     let status_line = answer.lines().next().unwrap_or_default();
     if status_line.split(' ').nth(1) == Some("200") {
         Ok(())

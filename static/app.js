@@ -5,6 +5,9 @@
 // literal text it is and never becomes markup. Nothing here uses innerHTML, outerHTML,
 // insertAdjacentHTML or document.write. The server's content security policy allows only this
 // file as script, as a second line of defence.
+//
+// When the server asks for a bearer token (401), the page asks for it once and keeps it in
+// sessionStorage: for this tab only, gone when the tab closes, never in a cookie or the URL.
 "use strict";
 
 (function () {
@@ -20,6 +23,37 @@
 
   /** Aborts the lookup in flight when a new one starts, so an old answer never wins. */
   let lookupInFlight = null;
+
+  /** Where the bearer token is kept, for this tab only. */
+  const TOKEN_KEY = "orderstore.token";
+
+  function storedToken() {
+    try {
+      return window.sessionStorage.getItem(TOKEN_KEY);
+    } catch (storageError) {
+      return null;
+    }
+  }
+
+  function storeToken(token) {
+    try {
+      if (token === null) {
+        window.sessionStorage.removeItem(TOKEN_KEY);
+      } else {
+        window.sessionStorage.setItem(TOKEN_KEY, token);
+      }
+    } catch (storageError) {
+      // Storage refused (a private window's quota): the token lasts until the page reloads.
+    }
+    memoryToken = token;
+  }
+
+  /** The token when sessionStorage cannot keep one. */
+  let memoryToken = null;
+
+  function currentToken() {
+    return storedToken() || memoryToken;
+  }
 
   /**
    * Creates an element with a class and text. Text goes through textContent only, which is
@@ -115,14 +149,20 @@
     return append(block, children);
   }
 
-  function header(order, orderId) {
+  function header(order, orderId, rawText) {
     const block = element("section", "card order-header");
     const titleRow = element("div", "order-title-row");
     const title = element("h1", "order-uid", order.order_uid);
     const badges = element("div", "badges");
     badges.appendChild(element("span", "badge badge-id", "id " + textOrDash(orderId)));
     const rawLink = element("a", "raw-link", "JSON");
-    rawLink.href = orderUrl(order.order_uid);
+    if (currentToken() === null) {
+      rawLink.href = orderUrl(order.order_uid);
+    } else {
+      // A plain link would not carry the token: show the JSON this page already has.
+      rawLink.href = URL.createObjectURL(new Blob([rawText], { type: "application/json" }));
+      rawLink.target = "_blank";
+    }
     rawLink.title = "The order as the API serves it";
     badges.appendChild(rawLink);
     append(titleRow, [title, badges]);
@@ -234,10 +274,10 @@
     return section("Items (" + count + ")", "items", [scroller]);
   }
 
-  function renderOrder(order, orderId) {
+  function renderOrder(order, orderId, rawText) {
     const view = element("article", "order");
     append(view, [
-      header(order, orderId),
+      header(order, orderId, rawText),
       append(element("div", "two-columns"), [
         deliverySection(order.delivery || {}),
         paymentSection(order.payment || {}),
@@ -264,6 +304,46 @@
       box.appendChild(button);
     }
     resultArea.appendChild(box);
+    document.title = "orderstore";
+  }
+
+  /**
+   * Asks for the API's bearer token, then runs `retry`. `refused` says a token was sent and
+   * not accepted.
+   */
+  function askForToken(refused, retry) {
+    removeChildren(resultArea);
+    const box = element("form", "message message-warning token-form");
+    box.appendChild(
+      element("p", "message-title", refused ? "That token is not accepted." : "This orderstore needs a token.")
+    );
+    box.appendChild(
+      element(
+        "p",
+        "message-detail",
+        "Paste a bearer token from HTTP_AUTH_TOKENS. It is kept for this tab only."
+      )
+    );
+    const label = element("label", "visually-hidden", "Bearer token");
+    label.htmlFor = "token-input";
+    const input = element("input", "search-input token-input");
+    input.id = "token-input";
+    input.type = "password";
+    input.autocomplete = "off";
+    input.required = true;
+    const button = element("button", "search-button", "Use token");
+    button.type = "submit";
+    append(box, [label, input, button]);
+    box.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const token = input.value.trim();
+      if (token !== "") {
+        storeToken(token);
+        retry();
+      }
+    });
+    resultArea.appendChild(box);
+    input.focus();
     document.title = "orderstore";
   }
 
@@ -342,8 +422,13 @@
     const retry = () => lookUp(query);
     let response;
     try {
+      const headers = { Accept: "application/json" };
+      const token = currentToken();
+      if (token !== null) {
+        headers.Authorization = "Bearer " + token;
+      }
       response = await fetch(request.url, {
-        headers: { Accept: "application/json" },
+        headers: headers,
         signal: controller.signal,
         cache: "no-store",
       });
@@ -362,8 +447,10 @@
     }
     if (response.ok) {
       let order;
+      let rawText;
       try {
-        order = await response.json();
+        rawText = await response.text();
+        order = JSON.parse(rawText);
       } catch (parseError) {
         if (controller.signal.aborted) {
           return;
@@ -376,7 +463,7 @@
         return;
       }
       finish(controller);
-      renderOrder(order, response.headers.get("X-Order-Id"));
+      renderOrder(order, response.headers.get("X-Order-Id"), rawText);
       return;
     }
     const errorText = await serverError(response);
@@ -384,7 +471,11 @@
       return;
     }
     finish(controller);
-    if (response.status === 404) {
+    if (response.status === 401) {
+      const refused = currentToken() !== null;
+      storeToken(null);
+      askForToken(refused, retry);
+    } else if (response.status === 404) {
       showMessage(
         "info",
         "No order with " + request.label,

@@ -20,8 +20,8 @@ pub use ingest::{
 };
 pub use rejections::{RejectionSummary, SummaryLine, SUMMARY_EVERY};
 pub use service::{
-    HttpRequestServed, KafkaAnswered, KafkaFetchFailed, OrdersEvicted, StateObserved,
-    WriterProduced,
+    HttpRequestServed, KafkaAnswered, KafkaConnectFailed, KafkaFetchFailed, OrdersEvicted,
+    StateObserved, WriterProduced,
 };
 
 /// Something the pipeline did, which [`Events::emit`] counts, records and logs.
@@ -94,6 +94,8 @@ pub struct Events {
     counters: Counters,
     rejections: Mutex<RejectionSummary>,
     kafka_reachable: AtomicBool,
+    /// Why Kafka did not answer, while it does not.
+    kafka_failure: Mutex<Option<String>>,
 }
 
 impl Events {
@@ -111,6 +113,26 @@ impl Events {
     /// readiness asks whether the broker answers, not which partition was read last).
     pub fn is_kafka_reachable(&self) -> bool {
         self.kafka_reachable.load(Ordering::Relaxed)
+    }
+
+    /// Why Kafka is not reachable, while it is not.
+    pub fn kafka_failure(&self) -> Option<String> {
+        if self.is_kafka_reachable() {
+            return None;
+        }
+        self.kafka_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Marks Kafka unreachable, for `reason`.
+    fn kafka_failed(&self, reason: String) {
+        *self
+            .kafka_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(reason);
+        self.kafka_reachable.store(false, Ordering::Relaxed);
     }
 
     /// Writes the rejection summary if one is due (called every second by the observer) or,

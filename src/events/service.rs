@@ -42,7 +42,34 @@ pub struct KafkaAnswered;
 
 impl PipelineEvent for KafkaAnswered {
     fn emit(self, events: &Events) {
-        events.kafka_reachable.store(true, Ordering::Relaxed);
+        // A load on every answer; the store only when it changes.
+        if !events.kafka_reachable.load(Ordering::Relaxed) {
+            events.kafka_reachable.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Connecting to the brokers failed; the connection is retried with backoff.
+#[derive(Debug)]
+pub struct KafkaConnectFailed<'a> {
+    /// The bootstrap brokers.
+    pub brokers: &'a [String],
+    /// What failed, in a phrase (`KafkaSecurity::failure_kind`).
+    pub what: &'a str,
+    /// rskafka's message.
+    pub error: &'a str,
+}
+
+impl PipelineEvent for KafkaConnectFailed<'_> {
+    fn emit(self, events: &Events) {
+        let brokers = self.brokers.join(",");
+        events.kafka_failed(format!("{} at {brokers}: {}", self.what, self.error));
+        tracing::warn!(
+            brokers,
+            error = self.error,
+            "connecting to Kafka failed, retrying: {}",
+            self.what
+        );
     }
 }
 
@@ -61,7 +88,10 @@ pub struct KafkaFetchFailed<'a> {
 
 impl PipelineEvent for KafkaFetchFailed<'_> {
     fn emit(self, events: &Events) {
-        events.kafka_reachable.store(false, Ordering::Relaxed);
+        events.kafka_failed(format!(
+            "fetching partition {} at offset {} failed: {}",
+            self.partition, self.offset, self.error
+        ));
         tracing::warn!(
             topic = self.topic,
             partition = self.partition,

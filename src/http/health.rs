@@ -23,27 +23,47 @@ pub(super) async fn live() -> HttpResponse {
 }
 
 /// Ready when memory is restored (always, once HTTP listens: it starts after the restore),
-/// PostgreSQL answers and Kafka answered the last request. 503 says which is missing.
+/// PostgreSQL answers and Kafka answered the last request. 503 says which is missing and why
+/// (the error, e.g. a refused login or a certificate PostgreSQL's CA did not sign).
 pub(super) async fn ready(state: web::Data<HttpState>) -> HttpResponse {
-    let postgres = matches!(
-        tokio::time::timeout(READY_TIMEOUT, state.database.ping()).await,
-        Ok(Ok(()))
-    );
-    let kafka = state.events.is_kafka_reachable();
-    let status = if postgres && kafka {
+    let postgres = match tokio::time::timeout(READY_TIMEOUT, state.database.ping()).await {
+        Ok(Ok(())) => None,
+        Ok(Err(error)) => Some(error.to_string()),
+        Err(_) => Some(format!("no answer within {} s", READY_TIMEOUT.as_secs())),
+    };
+    let kafka = if state.events.is_kafka_reachable() {
+        None
+    } else {
+        Some(
+            state
+                .events
+                .kafka_failure()
+                .unwrap_or_else(|| "not answered yet".to_string()),
+        )
+    };
+    let status = if postgres.is_none() && kafka.is_none() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let word = |ok: bool| if ok { "ok" } else { "unreachable" };
-    json_answer(
-        status,
-        serde_json::json!({
-            "status": if status == StatusCode::OK { "ready" } else { "not ready" },
-            "restored": true,
-            "postgres": word(postgres),
-            "kafka": word(kafka),
-            "orders_in_memory": state.memory.len(),
-        }),
-    )
+    let word = |failure: &Option<String>| {
+        if failure.is_none() {
+            "ok"
+        } else {
+            "unreachable"
+        }
+    };
+    let mut body = serde_json::json!({
+        "status": if status == StatusCode::OK { "ready" } else { "not ready" },
+        "restored": true,
+        "postgres": word(&postgres),
+        "kafka": word(&kafka),
+        "orders_in_memory": state.memory.len(),
+    });
+    for (key, failure) in [("postgres_error", postgres), ("kafka_error", kafka)] {
+        if let Some(failure) = failure {
+            body[key] = serde_json::Value::String(failure);
+        }
+    }
+    json_answer(status, body)
 }

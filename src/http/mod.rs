@@ -10,10 +10,14 @@
 //! `/health/ready`. Memory answers first; an order that the sweeper evicted, or that is not
 //! restored, is read from PostgreSQL. HTTP only reads: it never changes memory or PostgreSQL.
 //!
+//! With `HTTP_AUTH_TOKENS` set, the order routes and `/metrics` need a bearer token
+//! (`auth.rs`); with `HTTP_TLS_CERT_FILE` and `HTTP_TLS_KEY_FILE`, the server speaks HTTPS.
+//!
 //! `routes.rs` names the route of a path, `orders.rs` answers the order routes, `health.rs`
 //! the probes and metrics, `pages.rs` the search page; every request is reported as an
 //! [`HttpRequestServed`] event.
 
+pub mod auth;
 mod health;
 mod orders;
 mod pages;
@@ -26,8 +30,11 @@ use std::time::Instant;
 use actix_web::dev::{Server, Service};
 use actix_web::http::{header, StatusCode};
 use actix_web::{guard, web, App, HttpResponse, HttpServer};
+use futures_util::future::Either;
+use rustls::ServerConfig;
 
 use crate::events::{Events, HttpRequestServed};
+use crate::http::auth::HttpAuth;
 use crate::store::memory::MemoryStore;
 use crate::store::postgres::Database;
 
@@ -42,20 +49,43 @@ pub struct HttpState {
     pub events: Arc<Events>,
 }
 
+/// How the server listens and whom it answers.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// Worker threads; 0 means one per core.
+    pub workers: usize,
+    /// The tokens the order routes and `/metrics` ask for.
+    pub auth: HttpAuth,
+    /// HTTPS instead of HTTP.
+    pub tls: Option<Arc<ServerConfig>>,
+}
+
 /// Builds the server on an already bound listener; the caller runs and stops it.
 pub fn build_server(
     listener: TcpListener,
     state: HttpState,
-    workers: usize,
+    options: ServerOptions,
 ) -> std::io::Result<Server> {
     let state = web::Data::new(state);
-    let mut server = HttpServer::new(move || {
+    let auth = options.auth;
+    let server = HttpServer::new(move || {
+        let auth = auth.clone();
         App::new()
             .app_data(state.clone())
-            .wrap_fn(|request, service| {
+            .wrap_fn(move |request, service| {
                 let started = Instant::now();
                 let route = routes::route_label(request.path());
-                let response = service.call(request);
+                let response = if auth.is_on()
+                    && routes::needs_token(route)
+                    && !auth.allows(request.headers().get(header::AUTHORIZATION))
+                {
+                    let had_header = request.headers().contains_key(header::AUTHORIZATION);
+                    Either::Left(std::future::ready(Ok(
+                        request.into_response(auth::unauthorized(had_header))
+                    )))
+                } else {
+                    Either::Right(service.call(request))
+                };
                 async move {
                     let response = response.await?;
                     HttpRequestServed {
@@ -85,12 +115,17 @@ pub fn build_server(
             // `/orders/{id}` and `/orders/uid/{order_uid}`: see `orders::order_by_path`.
             .default_service(web::to(orders::order_by_path))
     })
-    .listen(listener)?
     .disable_signals()
     .shutdown_timeout(5);
-    if workers > 0 {
-        server = server.workers(workers);
-    }
+    let server = if options.workers > 0 {
+        server.workers(options.workers)
+    } else {
+        server
+    };
+    let server = match options.tls {
+        Some(tls) => server.listen_rustls_0_23(listener, Arc::unwrap_or_clone(tls))?,
+        None => server.listen(listener)?,
+    };
     Ok(server.run())
 }
 

@@ -30,6 +30,16 @@ pub(super) fn route_label(path: &str) -> &'static str {
     }
 }
 
+/// Whether a route needs the bearer token when tokens are set: the orders (and unmatched
+/// paths, which would otherwise tell which routes exist) and `/metrics`. The probes and the
+/// page's files stay open.
+pub(super) fn needs_token(route: &'static str) -> bool {
+    !matches!(
+        route,
+        "/" | "/health/live" | "/health/ready" | "/app.js" | "/app.css"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

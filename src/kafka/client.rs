@@ -1,4 +1,5 @@
-//! Connecting to the brokers and making sure the topic exists.
+//! Connecting to the brokers (with `KAFKA_SECURITY_PROTOCOL`'s TLS and SASL) and making sure
+//! the topic exists.
 
 use std::time::Duration;
 
@@ -7,8 +8,9 @@ use rskafka::client::{Client, ClientBuilder};
 use rskafka::BackoffConfig;
 use tokio_util::sync::CancellationToken;
 
-use crate::backoff::retry_until_ok;
+use crate::backoff::Backoff;
 use crate::config::Settings;
+use crate::events::{Events, KafkaConnectFailed};
 
 /// rskafka's own retries inside one call: short steps, and a deadline so that a long outage
 /// comes back to our loop, which logs it and keeps retrying.
@@ -21,15 +23,39 @@ fn client_backoff() -> BackoffConfig {
     }
 }
 
-/// Connects to the brokers, waiting out an outage; `None` if shutdown came first.
-pub async fn connect(brokers: &[String], shutdown: &CancellationToken) -> Option<Client> {
-    retry_until_ok("connecting to Kafka", shutdown, || {
-        ClientBuilder::new(brokers.to_vec())
+/// Connects to the brokers, waiting out an outage or a refused login (each failure is one
+/// [`KafkaConnectFailed`] event: what failed, against which brokers); `None` if shutdown came
+/// first.
+pub async fn connect(
+    settings: &Settings,
+    events: &Events,
+    shutdown: &CancellationToken,
+) -> Option<Client> {
+    let mut backoff = Backoff::for_outages();
+    loop {
+        let builder = ClientBuilder::new(settings.kafka_brokers.clone())
             .client_id("orderstore")
-            .backoff_config(client_backoff())
-            .build()
-    })
-    .await
+            .backoff_config(client_backoff());
+        let attempt = settings.kafka_security.apply(builder).build();
+        let error = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return None,
+            result = attempt => match result {
+                Ok(client) => return Some(client),
+                Err(error) => error.to_string(),
+            },
+        };
+        events.emit(KafkaConnectFailed {
+            brokers: &settings.kafka_brokers,
+            what: &settings.kafka_security.failure_kind(&error),
+            error: &error,
+        });
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return None,
+            _ = backoff.wait() => {}
+        }
+    }
 }
 
 /// Makes sure the topic exists, creating it with the configured partitions when it does not,

@@ -41,7 +41,7 @@ pub async fn run_consumer(context: ConsumerContext, manager: ShutdownManager) {
         sender,
     } = context;
     let shutdown = manager.token().clone();
-    let Some(client) = connect(&settings.kafka_brokers, &shutdown).await else {
+    let Some(client) = connect(&settings, &events, &shutdown).await else {
         return;
     };
     let Some(partitions) = retry_until_ok("finding or creating the topic", &shutdown, || {

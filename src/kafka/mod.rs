@@ -10,6 +10,7 @@ mod client;
 mod consumer;
 mod fetch_plan;
 mod reader;
+pub mod security;
 
 pub use client::{connect, ensure_topic};
 pub use consumer::{run_consumer, ConsumerContext};

@@ -28,20 +28,58 @@ impl Answer {
 
 /// A plain HTTP/1.1 GET (or other method) on 127.0.0.1:`port`.
 pub async fn http(port: u16, method: &str, path: &str) -> Answer {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+    http_with(port, method, path, &[]).await
+}
+
+/// A plain HTTP/1.1 request with extra `headers`.
+pub async fn http_with(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> Answer {
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap_or_else(|error| panic!("cannot connect to port {port}: {error}"));
-    let request =
-        format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    exchange(stream, method, path, headers).await
+}
+
+/// An HTTPS request to `localhost:port`, checking the server's certificate against `ca`.
+pub async fn https_with(port: u16, ca: &Path, path: &str, headers: &[(&str, &str)]) -> Answer {
+    let ca = ca.display().to_string();
+    let config = orderstore::tls::client_config(
+        &orderstore::tls::Roots::File(ca),
+        orderstore::tls::Verification::Full,
+        None,
+    )
+    .unwrap_or_else(|error| panic!("no TLS client: {error}"));
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap_or_else(|error| panic!("cannot connect to port {port}: {error}"));
+    let name = rustls::pki_types::ServerName::try_from("localhost")
+        .unwrap_or_else(|error| panic!("{error}"));
+    let stream = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .unwrap_or_else(|error| panic!("TLS handshake with port {port} failed: {error}"));
+    exchange(stream, "GET", path, headers).await
+}
+
+/// Sends one request on `stream` and reads the answer to the end.
+async fn exchange<S>(mut stream: S, method: &str, path: &str, headers: &[(&str, &str)]) -> Answer
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut request =
+        format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
     stream
         .write_all(request.as_bytes())
         .await
         .unwrap_or_else(|error| panic!("cannot send the request: {error}"));
     let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .await
-        .unwrap_or_else(|error| panic!("cannot read the answer: {error}"));
+    // A TLS peer may close without close_notify once the answer is sent.
+    if let Err(error) = stream.read_to_end(&mut raw).await {
+        assert!(!raw.is_empty(), "cannot read the answer: {error}");
+    }
     let split = raw
         .windows(4)
         .position(|window| window == b"\r\n\r\n")

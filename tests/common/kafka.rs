@@ -6,12 +6,34 @@ use super::*;
 /// Starts tansu with in-memory storage listening on `port`, telling clients to connect to
 /// `advertised_port` (a proxy's, in the Kafka outage test).
 pub fn start_tansu(port: u16, advertised_port: u16) -> std::process::Child {
-    let tansu = match std::env::var_os("TANSU_BIN") {
+    start_tansu_with(
+        port,
+        &format!("tcp://127.0.0.1:{advertised_port}"),
+        "memory://tansu/",
+        &[],
+        &std::env::temp_dir(),
+    )
+}
+
+/// The tansu program: `TANSU_BIN`, or `tansu` on PATH or in ~/.cargo/bin.
+pub fn tansu_program() -> PathBuf {
+    match std::env::var_os("TANSU_BIN") {
         Some(path) => PathBuf::from(path),
         None => find_program("tansu", &[]),
-    };
+    }
+}
+
+/// Starts `tansu broker` on `port` with `storage`, advertising `advertised`, with `extra`
+/// arguments, in `dir` (where a `sqlite://` storage file lives), and waits until it listens.
+pub fn start_tansu_with(
+    port: u16,
+    advertised: &str,
+    storage: &str,
+    extra: &[&str],
+    dir: &Path,
+) -> std::process::Child {
+    let tansu = tansu_program();
     let url = format!("tcp://127.0.0.1:{port}");
-    let advertised = format!("tcp://127.0.0.1:{advertised_port}");
     let log_path = std::env::temp_dir()
         .join(unique_name("orderstore-tansu"))
         .with_extension("log");
@@ -20,10 +42,12 @@ pub fn start_tansu(port: u16, advertised_port: u16) -> std::process::Child {
     let stderr = log
         .try_clone()
         .unwrap_or_else(|error| panic!("cannot share the tansu log: {error}"));
-    let child = Command::new(&tansu)
+    let mut child = Command::new(&tansu)
         .args(["broker", "--kafka-listener-url", &url])
-        .args(["--kafka-advertised-listener-url", &advertised])
-        .args(["--storage-engine", "memory://tansu/"])
+        .args(["--kafka-advertised-listener-url", advertised])
+        .args(["--storage-engine", storage])
+        .args(extra)
+        .current_dir(dir)
         .env_remove("LISTENER_URL")
         .env_remove("ADVERTISED_LISTENER_URL")
         .env_remove("STORAGE_ENGINE")
@@ -39,10 +63,13 @@ pub fn start_tansu(port: u16, advertised_port: u16) -> std::process::Child {
     ));
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        let exited = child.try_wait().ok().flatten();
         assert!(
-            Instant::now() < deadline,
-            "tansu did not listen on port {port} within 30 s; see {}",
-            log_path.display()
+            exited.is_none() && Instant::now() < deadline,
+            "tansu did not listen on port {port} within 30 s ({}); {}:\n{}",
+            exited.map(|status| status.to_string()).unwrap_or_default(),
+            log_path.display(),
+            std::fs::read_to_string(&log_path).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(50));
     }

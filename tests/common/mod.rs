@@ -10,16 +10,20 @@
 #![allow(dead_code, unused_imports)]
 
 mod app;
+mod certs;
 mod http;
 mod kafka;
 mod postgres;
 mod process;
+mod secure_kafka;
 
 pub use app::*;
+pub use certs::*;
 pub use http::*;
 pub use kafka::*;
 pub use postgres::*;
 pub use process::*;
+pub use secure_kafka::*;
 
 use std::collections::HashMap;
 use std::net::TcpListener;

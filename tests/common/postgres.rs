@@ -31,6 +31,65 @@ pub(crate) const PG_BIN_DIRS: &[&str] = &[
 impl PgCluster {
     /// initdb + pg_ctl start on a free port.
     pub fn start() -> PgCluster {
+        Self::start_configured(|_| {})
+    }
+
+    /// A cluster that speaks only TLS over TCP, with `server`'s certificate, and SCRAM
+    /// passwords: `pg_hba.conf` has `hostssl ... scram-sha-256` and `hostnossl ... reject`.
+    /// The superuser connects over the Unix socket ([`PgCluster::socket_admin_url`]).
+    pub fn start_tls(server: &ServerCert) -> PgCluster {
+        Self::start_configured(|data| {
+            for (from, to) in [(&server.cert, "server.crt"), (&server.key, "server.key")] {
+                std::fs::copy(from, data.join(to))
+                    .unwrap_or_else(|error| panic!("cannot copy {}: {error}", from.display()));
+            }
+            let mut conf = std::fs::OpenOptions::new()
+                .append(true)
+                .open(data.join("postgresql.conf"))
+                .unwrap_or_else(|error| panic!("cannot open postgresql.conf: {error}"));
+            std::io::Write::write_all(
+                &mut conf,
+                b"ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n\
+                  password_encryption = 'scram-sha-256'\n",
+            )
+            .unwrap_or_else(|error| panic!("cannot write postgresql.conf: {error}"));
+            std::fs::write(
+                data.join("pg_hba.conf"),
+                "local all all trust\n\
+                 hostssl all all 127.0.0.1/32 scram-sha-256\n\
+                 hostnossl all all 127.0.0.1/32 reject\n",
+            )
+            .unwrap_or_else(|error| panic!("cannot write pg_hba.conf: {error}"));
+            let mut permissions = Command::new("chmod");
+            permissions.arg("600").arg(data.join("server.key"));
+            run(permissions, "chmod of the server key");
+            if is_root() {
+                let mut owner = Command::new("chown");
+                owner
+                    .arg("postgres:postgres")
+                    .arg(data.join("server.crt"))
+                    .arg(data.join("server.key"));
+                run(owner, "chown of the server certificate");
+            }
+        })
+    }
+
+    /// The server's port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A superuser connection string over the Unix socket (trusted, no TLS).
+    pub fn socket_admin_url(&self) -> String {
+        format!(
+            "host={} port={} user=postgres dbname=postgres",
+            self.dir.display(),
+            self.port
+        )
+    }
+
+    /// initdb, then `configure` on the data folder, then pg_ctl start on a free port.
+    fn start_configured(configure: impl FnOnce(&Path)) -> PgCluster {
         let initdb = find_program("initdb", PG_BIN_DIRS);
         let pg_ctl = find_program("pg_ctl", PG_BIN_DIRS);
         let dir = std::env::temp_dir().join(unique_name("orderstore-pg"));
@@ -59,6 +118,7 @@ impl PgCluster {
         ])
         .arg(&data);
         run(init, "initdb");
+        configure(&data);
         let cluster = PgCluster {
             dir: dir.clone(),
             port: free_port(),

@@ -104,3 +104,34 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// A file a child process logs to, read back by the test.
+pub struct LogFile {
+    /// Where it is.
+    pub path: PathBuf,
+}
+
+impl LogFile {
+    /// A new empty log file, deleted when the test binary exits.
+    pub fn new(prefix: &str) -> LogFile {
+        let path = std::env::temp_dir().join(format!("{}.log", unique_name(prefix)));
+        std::fs::File::create(&path)
+            .unwrap_or_else(|error| panic!("cannot create {}: {error}", path.display()));
+        watchdog(&format!("rm -f {}", path.display()));
+        LogFile { path }
+    }
+
+    /// The file, opened for appending, as a child's stdout or stderr.
+    pub fn stdio(&self) -> Stdio {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.path)
+            .map(Stdio::from)
+            .unwrap_or_else(|error| panic!("cannot open {}: {error}", self.path.display()))
+    }
+
+    /// Everything logged so far.
+    pub fn text(&self) -> String {
+        std::fs::read_to_string(&self.path).unwrap_or_default()
+    }
+}

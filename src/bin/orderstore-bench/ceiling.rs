@@ -7,7 +7,7 @@ use std::sync::Arc;
 use futures_util::SinkExt;
 use orderstore::order::ValidOrder;
 use orderstore::store::postgres::copy::{encode_copy, COPY_ORDERS};
-use orderstore::store::postgres::{Database, IncomingOrder};
+use orderstore::store::postgres::{Database, IncomingOrder, PostgresTls};
 
 use crate::measure::connect;
 use crate::Document;
@@ -42,7 +42,9 @@ pub async fn copy_orders(
     orders: Vec<ParsedDocument>,
     n_connections: usize,
 ) -> anyhow::Result<()> {
-    Database::new(config.clone(), 1, topic).migrate().await?;
+    Database::new(config.clone(), PostgresTls::prefer(), 1, topic)
+        .migrate()
+        .await?;
     let orders = Arc::new(orders);
     let share = orders.len().div_ceil(n_connections.max(1)).max(1);
     let mut copies = Vec::new();

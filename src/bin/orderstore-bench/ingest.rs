@@ -29,7 +29,7 @@ pub async fn ingest(
     settings.kafka_topic = run.clone();
     settings.kafka_partitions = n_partitions;
     let never = CancellationToken::new();
-    let client = kafka::connect(&settings.kafka_brokers, &never)
+    let client = kafka::connect(&settings, &orderstore::events::Events::default(), &never)
         .await
         .context("no Kafka")?;
     let partitions = kafka::ensure_topic(&client, &settings).await?;

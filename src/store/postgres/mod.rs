@@ -7,19 +7,21 @@
 //! binary COPY encoder), `offsets.rs`, `restore.rs` and `lookup.rs`.
 
 mod batch;
+pub mod connection_string;
 pub mod copy;
 mod lookup;
 mod offsets;
 mod restore;
 mod schema;
+pub mod tls;
 
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::NoTls;
 
 pub use batch::{IncomingOrder, Inserted, RejectedRecord};
 pub use restore::RestorePlan;
+pub use tls::{PostgresTls, SslMode};
 
 /// Errors of the PostgreSQL layer. [`DbError::is_refusal`] tells the ones retrying cannot fix.
 #[derive(Debug, thiserror::Error)]
@@ -68,11 +70,17 @@ impl std::fmt::Debug for Database {
 }
 
 impl Database {
-    /// A pool of at most `pool_size` connections for orders read from `topic`.
-    pub fn new(config: tokio_postgres::Config, pool_size: usize, topic: &str) -> Self {
+    /// A pool of at most `pool_size` connections, each secured by `tls`, for orders read from
+    /// `topic`.
+    pub fn new(
+        config: tokio_postgres::Config,
+        tls: PostgresTls,
+        pool_size: usize,
+        topic: &str,
+    ) -> Self {
         let manager = Manager::from_config(
             config,
-            NoTls,
+            tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },

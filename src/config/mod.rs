@@ -3,12 +3,46 @@
 //!
 //! Every setting has a default, listed in `.env`. A bad value never starts a half-configured
 //! service: [`Settings::from_lookup`] returns every problem at once, each naming the variable and
-//! what it expected.
+//! what it expected. `variables.rs` reads one variable at a time; `security.rs` reads the
+//! TLS, SASL and token settings, whose files are loaded here too.
+//!
+//! No secret is ever shown: passwords and tokens are [`Secret`]s or digests, `Debug` of the
+//! settings leaves them out, and no problem line repeats a value that may hold one.
+
+mod security;
+mod variables;
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::http::auth::HttpAuth;
+use crate::kafka::security::KafkaSecurity;
+use crate::store::postgres::PostgresTls;
+use variables::VariableReader;
+
+/// A value that must never be printed, such as a password: `Debug` shows `"***"`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps `value`.
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
+    /// The value itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
 
 /// Where consumption starts for a partition that has no offset stored in PostgreSQL yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +67,8 @@ pub enum LogFormat {
 pub struct Settings {
     /// Kafka bootstrap brokers, `host:port`.
     pub kafka_brokers: Vec<String>,
+    /// TLS and SASL towards the brokers (`KAFKA_SECURITY_PROTOCOL` and its variables).
+    pub kafka_security: KafkaSecurity,
     /// The topic orders are read from.
     pub kafka_topic: String,
     /// Partitions of the topic when the service creates it.
@@ -56,8 +92,11 @@ pub struct Settings {
     pub channel_capacity: usize,
     /// Most records a batch writer takes and writes in one transaction.
     pub batch_size: usize,
-    /// PostgreSQL connection string.
+    /// PostgreSQL connection string, without libpq's TLS parameters (see `database_tls`).
     pub database_url: tokio_postgres::Config,
+    /// TLS towards PostgreSQL, from `sslmode`, `sslrootcert`, `sslcert` and `sslkey` in
+    /// `DATABASE_URL`.
+    pub database_tls: PostgresTls,
     /// Most PostgreSQL connections in the pool.
     pub db_pool_size: usize,
     /// Whether memory is filled from PostgreSQL at start-up.
@@ -75,6 +114,10 @@ pub struct Settings {
     pub http_addr: SocketAddr,
     /// HTTP worker threads; 0 means one per core.
     pub http_workers: usize,
+    /// Bearer tokens the order routes and `/metrics` ask for; none leaves them open.
+    pub http_auth: HttpAuth,
+    /// HTTPS, when a certificate and key are set.
+    pub http_tls: Option<Arc<rustls::ServerConfig>>,
     /// Whether the service runs its own fake-data writer (for demos and load).
     pub writer_enabled: bool,
     /// Writer tasks when the writer is on.
@@ -90,10 +133,12 @@ pub struct Settings {
 }
 
 impl fmt::Debug for Settings {
-    /// Prints every setting but the database password.
+    /// Prints every setting but the secrets: the database password, the SASL password and
+    /// the HTTP tokens.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Settings")
             .field("kafka_brokers", &self.kafka_brokers)
+            .field("kafka_security", &self.kafka_security)
             .field("kafka_topic", &self.kafka_topic)
             .field("kafka_partitions", &self.kafka_partitions)
             .field("kafka_replication_factor", &self.kafka_replication_factor)
@@ -107,6 +152,7 @@ impl fmt::Debug for Settings {
             .field("batch_size", &self.batch_size)
             .field("database", &self.database_display())
             .field("database_user", &self.database_url.get_user())
+            .field("database_sslmode", &self.database_tls)
             .field("db_pool_size", &self.db_pool_size)
             .field("memory_restore", &self.memory_restore)
             .field("memory_orders_limit", &self.memory_orders_limit)
@@ -115,6 +161,8 @@ impl fmt::Debug for Settings {
             .field("offset_commit_interval", &self.offset_commit_interval)
             .field("http_addr", &self.http_addr)
             .field("http_workers", &self.http_workers)
+            .field("http_auth", &self.http_auth)
+            .field("http_tls", &self.http_tls.is_some())
             .field("writer_enabled", &self.writer_enabled)
             .field("writer_tasks", &self.writer_tasks)
             .field("writer_rate", &self.writer_rate)
@@ -172,8 +220,11 @@ impl Settings {
                 "a topic name of 1 to 249 ASCII letters, digits, '.', '_' or '-'",
             );
         }
+        let kafka_security = security::kafka_security(&mut reader);
+        let database = reader.database_url();
         let settings = Settings {
             kafka_brokers,
+            kafka_security,
             kafka_topic,
             kafka_partitions: reader.number("KAFKA_PARTITIONS", 8, 1..=100_000),
             kafka_replication_factor: reader.number("KAFKA_REPLICATION_FACTOR", 1, 1..=100),
@@ -192,7 +243,8 @@ impl Settings {
             batch_writers: reader.number("HANDLERS", 4, 1..=1024),
             channel_capacity: reader.number("CHANNEL_CAPACITY", 20_000, 1..=10_000_000),
             batch_size: reader.number("BATCH_SIZE", 8000, 1..=100_000),
-            database_url: reader.database_url(),
+            database_url: database.config,
+            database_tls: database.tls,
             db_pool_size: reader.number("DB_POOL_SIZE", 8, 1..=1000),
             memory_restore: reader.choice(
                 "MEMORY_RESTORE",
@@ -206,6 +258,8 @@ impl Settings {
             offset_commit_interval: reader.duration("OFFSET_COMMIT_INTERVAL", "50ms", false),
             http_addr: reader.address("HTTP_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080))),
             http_workers: reader.number("HTTP_WORKERS", 0, 0..=1024),
+            http_auth: security::http_auth(&mut reader),
+            http_tls: security::http_tls(&mut reader),
             writer_enabled: reader.choice(
                 "WRITER_ENABLED",
                 "false",
@@ -214,7 +268,7 @@ impl Settings {
             writer_tasks: reader.number("WRITER_TASKS", 1, 1..=64),
             writer_rate: reader.fraction("WRITER_RATE", 100.0, 0.0..=10_000_000.0),
             writer_invalid_ratio: reader.fraction("WRITER_INVALID_RATIO", 0.0, 0.0..=1.0),
-            log_level: reader.get("LOG_LEVEL", "info,rskafka=warn"),
+            log_level: reader.get("LOG_LEVEL", "info,rskafka=error"),
             log_format: reader.choice(
                 "LOG_FORMAT",
                 "text",
@@ -259,142 +313,6 @@ impl Settings {
             port,
             self.database_url.get_dbname().unwrap_or("")
         )
-    }
-}
-
-/// Reads and checks one variable at a time, collecting every problem instead of stopping at
-/// the first.
-struct VariableReader<'a> {
-    lookup: &'a dyn Fn(&str) -> Option<String>,
-    problems: Vec<String>,
-}
-
-impl VariableReader<'_> {
-    fn problem(&mut self, name: &str, expected: &str) {
-        let line = format!("{name}: expected {expected}");
-        if !self.problems.contains(&line) {
-            self.problems.push(line);
-        }
-    }
-
-    fn raw(&self, name: &str) -> Option<String> {
-        (self.lookup)(name)
-            .map(|value| value.trim().to_string())
-            .filter(|value| !value.is_empty())
-    }
-
-    fn get(&self, name: &str, default: &str) -> String {
-        self.raw(name).unwrap_or_else(|| default.to_string())
-    }
-
-    fn address(&mut self, name: &str, default: SocketAddr) -> SocketAddr {
-        let value = self.get(name, &default.to_string());
-        value.parse().unwrap_or_else(|_| {
-            self.problem(
-                name,
-                &format!("an address such as {default}, got {value:?}"),
-            );
-            default
-        })
-    }
-
-    fn number<T>(&mut self, name: &str, default: T, range: std::ops::RangeInclusive<T>) -> T
-    where
-        T: FromStr + PartialOrd + Copy + fmt::Display,
-    {
-        let Some(value) = self.raw(name) else {
-            return default;
-        };
-        match value.parse::<T>() {
-            Ok(number) if range.contains(&number) => number,
-            _ => {
-                self.problem(
-                    name,
-                    &format!(
-                        "an integer from {} to {}, got {value:?}",
-                        range.start(),
-                        range.end()
-                    ),
-                );
-                default
-            }
-        }
-    }
-
-    fn fraction(&mut self, name: &str, default: f64, range: std::ops::RangeInclusive<f64>) -> f64 {
-        let Some(value) = self.raw(name) else {
-            return default;
-        };
-        match value.parse::<f64>() {
-            Ok(number) if range.contains(&number) => number,
-            _ => {
-                self.problem(
-                    name,
-                    &format!(
-                        "a number from {} to {}, got {value:?}",
-                        range.start(),
-                        range.end()
-                    ),
-                );
-                default
-            }
-        }
-    }
-
-    fn choice<T: Copy>(&mut self, name: &str, default: &str, choices: &[(&str, T)]) -> T {
-        let value = self.get(name, default).to_ascii_lowercase();
-        match choices.iter().find(|(word, _)| *word == value) {
-            Some((_, choice)) => *choice,
-            None => {
-                let words: Vec<&str> = choices.iter().map(|(word, _)| *word).collect();
-                self.problem(name, &format!("one of {}, got {value:?}", words.join("|")));
-                choices[0].1
-            }
-        }
-    }
-
-    fn duration(&mut self, name: &str, default: &str, zero_allowed: bool) -> Duration {
-        let value = self.get(name, default);
-        let parsed = if value == "0" {
-            Ok(Duration::ZERO)
-        } else {
-            humantime::parse_duration(&value)
-        };
-        match parsed {
-            Ok(duration) if zero_allowed || !duration.is_zero() => duration,
-            _ => {
-                let zero = if zero_allowed {
-                    " (0 turns it off)"
-                } else {
-                    ""
-                };
-                self.problem(
-                    name,
-                    &format!(
-                        "a duration such as 500ms, 10s, 15m, 24h or 30days{zero}, got {value:?}"
-                    ),
-                );
-                Duration::from_secs(1)
-            }
-        }
-    }
-
-    fn database_url(&mut self) -> tokio_postgres::Config {
-        let value = self.get(
-            "DATABASE_URL",
-            "postgres://orderstore:orderstore@localhost:5432/orderstore",
-        );
-        match value.parse::<tokio_postgres::Config>() {
-            Ok(config) if config.get_dbname().is_some() && !config.get_hosts().is_empty() => config,
-            _ => {
-                // The value may hold a password, so it is not echoed.
-                self.problem(
-                    "DATABASE_URL",
-                    "a URL such as postgres://user:password@host:5432/database",
-                );
-                tokio_postgres::Config::new()
-            }
-        }
     }
 }
 
@@ -484,7 +402,7 @@ mod tests {
     /// `.env` must list every variable the code reads, each with the code's default.
     #[test]
     fn dot_env_lists_every_setting_with_its_default() {
-        let file = include_str!("../.env");
+        let file = include_str!("../../.env");
         let listed: HashMap<String, String> = file
             .lines()
             .map(str::trim)
