@@ -22,13 +22,16 @@ async fn tls_cluster() -> (PgCluster, TestCerts, String) {
     let cluster = PgCluster::start_tls(&server);
     let admin = connect(&cluster.socket_admin_url()).await;
     let database = unique_name("orderstore_tls");
-    admin
-        .batch_execute(&format!(
-            "CREATE ROLE orderstore LOGIN PASSWORD '{PASSWORD}'; \
-             CREATE DATABASE {database} OWNER orderstore;"
-        ))
-        .await
-        .unwrap_or_else(|error| panic!("cannot create the user and database: {error}"));
+    // CREATE DATABASE cannot share a transaction (a multi-statement batch) with anything.
+    for statement in [
+        format!("CREATE ROLE orderstore LOGIN PASSWORD '{PASSWORD}'"),
+        format!("CREATE DATABASE {database} OWNER orderstore"),
+    ] {
+        admin
+            .batch_execute(&statement)
+            .await
+            .unwrap_or_else(|error| panic!("cannot create the user and database: {error:?}"));
+    }
     (cluster, certs, database)
 }
 

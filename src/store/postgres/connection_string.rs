@@ -220,7 +220,7 @@ mod tests {
         assert_eq!(parsed.tls.mode(), SslMode::Disable);
         assert_eq!(parsed.config.get_application_name(), Some("os"));
         assert_eq!(parsed.config.get_ports(), &[5433]);
-        let parsed = parse("host=db dbname='my orders' password='it''s' sslmode=require")
+        let parsed = parse(r"host=db dbname='my orders' password='it\'s' sslmode=require")
             .unwrap_or_else(|error| panic!("{error}"));
         assert_eq!(parsed.tls.mode(), SslMode::Require);
         assert_eq!(parsed.config.get_dbname(), Some("my orders"));

@@ -27,14 +27,30 @@ pub use tls::{PostgresTls, SslMode};
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     /// No connection could be had from the pool (PostgreSQL down or the pool exhausted).
-    #[error("no PostgreSQL connection: {0}")]
+    #[error("no PostgreSQL connection: {}", with_causes(.0))]
     Pool(#[from] deadpool_postgres::PoolError),
     /// A statement failed.
-    #[error("PostgreSQL: {0}")]
+    #[error("PostgreSQL: {}", with_causes(.0))]
     Postgres(#[from] tokio_postgres::Error),
     /// A restore task panicked or was cancelled.
     #[error("a restore task failed: {0}")]
     Task(String),
+}
+
+/// An error's message followed by its causes' (tokio-postgres leaves the cause out of its own
+/// message: "error performing TLS handshake" says nothing of the certificate it refused).
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        let text = next.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        cause = next.source();
+    }
+    message
 }
 
 impl DbError {
