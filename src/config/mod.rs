@@ -319,6 +319,7 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kafka::security::SaslMechanism;
     use std::collections::HashMap;
 
     fn load(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
@@ -428,6 +429,42 @@ mod tests {
         let from_file = Settings::from_lookup(|name| listed.get(name).cloned())
             .unwrap_or_else(|error| panic!(".env is invalid: {error}"));
         assert_eq!(format!("{from_file:?}"), format!("{defaults:?}"));
+    }
+
+    #[test]
+    fn kafka_security_is_read_with_kafka_s_words_and_its_secrets_hidden() {
+        let settings = load(&[
+            ("KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT"),
+            ("KAFKA_SASL_MECHANISM", "scram-sha-256"),
+            ("KAFKA_SASL_USERNAME", "orders"),
+            ("KAFKA_SASL_PASSWORD", "kafka-secret"),
+            (
+                "HTTP_AUTH_TOKENS",
+                "token-secret-0123456789, second-token-0123456789",
+            ),
+        ])
+        .unwrap_or_else(|error| panic!("{error}"));
+        let login = settings.kafka_security.sasl.clone();
+        assert_eq!(
+            login.as_ref().map(|login| login.mechanism),
+            Some(SaslMechanism::ScramSha256)
+        );
+        assert_eq!(
+            login.as_ref().map(|login| login.password.expose()),
+            Some("kafka-secret")
+        );
+        assert!(settings.kafka_security.tls.is_none());
+        assert!(settings.http_auth.is_on());
+        let shown = format!("{settings:?}");
+        assert!(
+            !shown.contains("kafka-secret") && !shown.contains("token-secret"),
+            "{shown}"
+        );
+        // ssl: TLS against the system's roots (when the machine has any).
+        if let Ok(settings) = load(&[("KAFKA_SECURITY_PROTOCOL", "ssl")]) {
+            assert!(settings.kafka_security.tls.is_some());
+            assert!(settings.kafka_security.sasl.is_none());
+        }
     }
 
     #[test]

@@ -12,14 +12,15 @@ use crate::backoff::Backoff;
 use crate::config::Settings;
 use crate::events::{Events, KafkaConnectFailed};
 
-/// rskafka's own retries inside one call: short steps, and a deadline so that a long outage
-/// comes back to our loop, which logs it and keeps retrying.
+/// rskafka's own retries inside one call: short steps, and a deadline so that an outage or a
+/// refused login comes back to our loop within seconds, which logs it (rskafka's own retries
+/// are silent at the default log level), tells readiness, and keeps retrying.
 fn client_backoff() -> BackoffConfig {
     BackoffConfig {
         init_backoff: Duration::from_millis(100),
         max_backoff: Duration::from_secs(2),
         base: 2.0,
-        deadline: Some(Duration::from_secs(20)),
+        deadline: Some(Duration::from_secs(8)),
     }
 }
 
