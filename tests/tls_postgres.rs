@@ -19,12 +19,13 @@ const PASSWORD: &str = "pg-Secret-4711";
 async fn tls_cluster() -> (PgCluster, TestCerts, String) {
     let certs = TestCerts::new();
     let server = certs.server("postgres", &["localhost"]);
-    let cluster = PgCluster::start_tls(&server);
+    let cluster = PgCluster::start_tls(&server, &certs.ca());
     let admin = connect(&cluster.socket_admin_url()).await;
     let database = unique_name("orderstore_tls");
     // CREATE DATABASE cannot share a transaction (a multi-statement batch) with anything.
     for statement in [
         format!("CREATE ROLE orderstore LOGIN PASSWORD '{PASSWORD}'"),
+        "CREATE ROLE certuser LOGIN".to_string(),
         format!("CREATE DATABASE {database} OWNER orderstore"),
     ] {
         admin
@@ -64,6 +65,20 @@ async fn each_sslmode_means_what_it_means_in_libpq() {
         let result = ping(&url("localhost", PASSWORD, query.clone())).await;
         assert_eq!(result, Ok(()), "localhost with {query:?}");
     }
+    // A client certificate (sslcert, sslkey) is the login of a `cert` user.
+    let client = certs.server("certuser", &["certuser"]);
+    let with_certificate = format!(
+        "postgres://certuser@localhost:{port}/{database}?sslmode=verify-full&sslrootcert={ca}\
+         &sslcert={}&sslkey={}",
+        client.cert.display(),
+        client.key.display()
+    );
+    assert_eq!(ping(&with_certificate).await, Ok(()));
+    let without = format!(
+        "postgres://certuser@localhost:{port}/{database}?sslmode=verify-full&sslrootcert={ca}"
+    );
+    let error = ping(&without).await.err().unwrap_or_default();
+    assert!(error.contains("certificate"), "{error}");
     // verify-ca checks the chain only, so a host name the certificate lacks is fine.
     let by_address = ping(&url(
         "127.0.0.1",

@@ -35,11 +35,16 @@ impl PgCluster {
     }
 
     /// A cluster that speaks only TLS over TCP, with `server`'s certificate, and SCRAM
-    /// passwords: `pg_hba.conf` has `hostssl ... scram-sha-256` and `hostnossl ... reject`.
-    /// The superuser connects over the Unix socket ([`PgCluster::socket_admin_url`]).
-    pub fn start_tls(server: &ServerCert) -> PgCluster {
+    /// passwords: `pg_hba.conf` has `hostssl ... scram-sha-256` and `hostnossl ... reject`,
+    /// except for the user `certuser`, who logs in with a client certificate `ca` signed. The
+    /// superuser connects over the Unix socket ([`PgCluster::socket_admin_url`]).
+    pub fn start_tls(server: &ServerCert, ca: &Path) -> PgCluster {
         Self::start_configured(|data| {
-            for (from, to) in [(&server.cert, "server.crt"), (&server.key, "server.key")] {
+            for (from, to) in [
+                (&server.cert, "server.crt"),
+                (&server.key, "server.key"),
+                (&ca.to_path_buf(), "ca.crt"),
+            ] {
                 std::fs::copy(from, data.join(to))
                     .unwrap_or_else(|error| panic!("cannot copy {}: {error}", from.display()));
             }
@@ -50,12 +55,14 @@ impl PgCluster {
             std::io::Write::write_all(
                 &mut conf,
                 b"ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n\
+                  ssl_ca_file = 'ca.crt'\n\
                   password_encryption = 'scram-sha-256'\n",
             )
             .unwrap_or_else(|error| panic!("cannot write postgresql.conf: {error}"));
             std::fs::write(
                 data.join("pg_hba.conf"),
                 "local all all trust\n\
+                 hostssl all certuser 127.0.0.1/32 cert\n\
                  hostssl all all 127.0.0.1/32 scram-sha-256\n\
                  hostnossl all all 127.0.0.1/32 reject\n",
             )
@@ -68,7 +75,8 @@ impl PgCluster {
                 owner
                     .arg("postgres:postgres")
                     .arg(data.join("server.crt"))
-                    .arg(data.join("server.key"));
+                    .arg(data.join("server.key"))
+                    .arg(data.join("ca.crt"));
                 run(owner, "chown of the server certificate");
             }
         })
