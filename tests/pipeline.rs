@@ -374,15 +374,7 @@ async fn stored_offsets_past_the_end_of_a_recreated_topic_restart_from_its_begin
     let orders = valid_orders(40);
     produce_spread(&partitions, &orders).await;
     // Offsets as a previous life of the topic left them: far past its end now.
-    orderstore::store::postgres::Database::new(
-        database.clone(),
-        orderstore::store::postgres::PostgresTls::prefer(),
-        1,
-        &topic,
-    )
-    .migrate()
-    .await
-    .unwrap_or_else(|error| panic!("cannot create the tables: {error}"));
+    create_tables(&database, &topic).await;
     db.execute(
         "INSERT INTO kafka_offsets (kafka_topic, kafka_partition, next_offset) \
          VALUES ($1, 0, 5000), ($1, 1, 5000)",

@@ -82,15 +82,7 @@ async fn a_reject_whose_bytes_postgres_refuses_is_kept_in_hex() {
     } = TestBed::new(1).await;
     // The tables exist before the service starts, so that a trigger can stand for what
     // PostgreSQL may refuse: a data exception (SQLSTATE 22000) on bytes holding "poison".
-    orderstore::store::postgres::Database::new(
-        database.clone(),
-        orderstore::store::postgres::PostgresTls::prefer(),
-        1,
-        &topic,
-    )
-    .migrate()
-    .await
-    .unwrap_or_else(|error| panic!("cannot create the tables: {error}"));
+    create_tables(&database, &topic).await;
     db.batch_execute(
         "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
          BEGIN

@@ -39,12 +39,7 @@ async fn an_older_database_gets_body_text_filled_and_required() {
     .await
     .unwrap_or_else(|error| panic!("cannot make the old schema: {error}"));
 
-    let store = orderstore::store::postgres::Database::new(
-        database.clone(),
-        orderstore::store::postgres::PostgresTls::prefer(),
-        1,
-        "orders",
-    );
+    let store = orderstore_database(&database, "orders");
     for round in 0..2 {
         store
             .migrate()

@@ -196,6 +196,27 @@ pub async fn create_database(admin_url: &str) -> tokio_postgres::Config {
     config
 }
 
+/// orderstore's own PostgreSQL layer on a test database, for `topic`.
+pub fn orderstore_database(
+    config: &tokio_postgres::Config,
+    topic: &str,
+) -> orderstore::store::postgres::Database {
+    orderstore::store::postgres::Database::new(
+        config.clone(),
+        orderstore::store::postgres::PostgresTls::prefer(),
+        1,
+        topic,
+    )
+}
+
+/// Creates orderstore's tables in a test database before the service starts.
+pub async fn create_tables(config: &tokio_postgres::Config, topic: &str) {
+    orderstore_database(config, topic)
+        .migrate()
+        .await
+        .unwrap_or_else(|error| panic!("cannot create the tables: {error}"));
+}
+
 /// A plain connection for the test's own checks.
 pub async fn connect(url: &str) -> tokio_postgres::Client {
     let config: tokio_postgres::Config = url
