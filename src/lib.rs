@@ -15,7 +15,8 @@
 //! - [`restore`]: memory filled from PostgreSQL at start-up;
 //! - [`sweeper`]: evicts orders from memory by count and age;
 //! - [`http`]: the read-only HTTP API (actix-web);
-//! - [`app`]: the start-up and shutdown order.
+//! - [`app`]: the start-up and shutdown order;
+//! - [`fleet`]: how live instances share the partitions (the lease rounds' arithmetic).
 //!
 //! Around them: [`events`] (one typed event per happening: counts, metrics and logs),
 //! [`observer`] (gauges and the progress log), [`shutdown`] (named components under one
@@ -44,6 +45,8 @@ pub mod sweeper;
 pub mod http;
 
 pub mod app;
+
+pub mod fleet;
 
 pub mod backoff;
 

@@ -1,9 +1,13 @@
 //! The migrations bring a database made by an older orderstore to today's shape without losing
-//! a row.
+//! a row, each once, and a start on an up-to-date database takes no lock that writers would
+//! wait for, or that would make it wait for them.
 
 mod common;
 
+use std::time::Duration;
+
 use common::*;
+use orderstore::store::postgres::schema::LATEST_VERSION;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_older_database_gets_body_text_filled_and_required() {
@@ -46,6 +50,15 @@ async fn an_older_database_gets_body_text_filled_and_required() {
             .await
             .unwrap_or_else(|error| panic!("migration {round} failed: {error}"));
     }
+    let versions = db
+        .query_one("SELECT count(*), max(version) FROM orderstore_schema", &[])
+        .await
+        .unwrap_or_else(|error| panic!("cannot read orderstore_schema: {error}"));
+    assert_eq!(
+        (versions.get::<_, i64>(0), versions.get::<_, i32>(1)),
+        (i64::from(LATEST_VERSION), LATEST_VERSION),
+        "each migration is recorded once"
+    );
 
     let row = db
         .query_one(
@@ -84,4 +97,48 @@ async fn an_older_database_gets_body_text_filled_and_required() {
         )
         .await;
     assert!(inserted.is_err(), "a row without body_text is refused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_does_not_wait_on_writers_when_nothing_changes() {
+    let database = create_database(&services().admin_url).await;
+    let store = orderstore_database(&database, "orders");
+    store
+        .migrate()
+        .await
+        .unwrap_or_else(|error| panic!("first migration failed: {error}"));
+    // Another instance mid-batch: its transaction holds the locks writers and readers hold.
+    let writer = connect_config(&database).await;
+    writer
+        .batch_execute(
+            "BEGIN; LOCK TABLE orders IN ROW EXCLUSIVE MODE; \
+             LOCK TABLE kafka_offsets IN ROW EXCLUSIVE MODE; \
+             LOCK TABLE rejected_records IN ROW EXCLUSIVE MODE;",
+        )
+        .await
+        .unwrap_or_else(|error| panic!("cannot open the writer's transaction: {error}"));
+    let started = tokio::time::timeout(Duration::from_secs(10), store.migrate()).await;
+    assert!(
+        matches!(started, Ok(Ok(()))),
+        "an up-to-date start waited or failed: {started:?}"
+    );
+    // A database from before the migrations were numbered, at today's shape: its first start
+    // records the versions without altering (and so without locking) the live tables.
+    let db = connect_config(&database).await;
+    db.batch_execute("DROP TABLE orderstore_schema")
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    let upgraded = tokio::time::timeout(Duration::from_secs(10), store.migrate()).await;
+    assert!(
+        matches!(upgraded, Ok(Ok(()))),
+        "the first numbered start waited or failed: {upgraded:?}"
+    );
+    assert_eq!(
+        store.schema_version().await.unwrap_or_default(),
+        LATEST_VERSION
+    );
+    writer
+        .batch_execute("COMMIT")
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
 }

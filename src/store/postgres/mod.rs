@@ -9,10 +9,11 @@
 mod batch;
 pub mod connection_string;
 pub mod copy;
+pub mod leases;
 mod lookup;
 mod offsets;
 mod restore;
-mod schema;
+pub mod schema;
 pub mod tls;
 
 use std::time::Duration;

@@ -1,0 +1,201 @@
+//! The lease protocol against real PostgreSQL, instance by instance: heartbeats, the fair
+//! share, takeover of expired leases at a new epoch, and release. (The service does not run
+//! these rounds yet: this is the protocol the fleet is built on.)
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use common::*;
+use orderstore::fleet::share::{fair_share, round};
+use orderstore::store::postgres::leases::Lease;
+use orderstore::store::postgres::Database;
+
+const PARTITIONS: [i32; 8] = [0, 1, 2, 3, 4, 5, 6, 7];
+
+/// One round of the lease loop for `instance`, as the service will run it.
+async fn lease_round(database: &Database, instance: &str, held: &mut Vec<Lease>, ttl: Duration) {
+    let live = database
+        .heartbeat(instance, ttl)
+        .await
+        .unwrap_or_else(|error| panic!("heartbeat: {error}"));
+    let rank = live.iter().position(|id| id == instance).unwrap_or(0);
+    let share = fair_share(PARTITIONS.len(), live.len(), rank);
+    *held = database
+        .renew_leases(instance, held, ttl)
+        .await
+        .unwrap_or_else(|error| panic!("renew: {error}"));
+    let owned: Vec<i32> = held.iter().map(|lease| lease.partition).collect();
+    let plan = round(&owned, share);
+    let released: Vec<Lease> = held
+        .iter()
+        .filter(|lease| plan.release.contains(&lease.partition))
+        .copied()
+        .collect();
+    database
+        .release_leases(instance, &released)
+        .await
+        .unwrap_or_else(|error| panic!("release: {error}"));
+    held.retain(|lease| !plan.release.contains(&lease.partition));
+    let taken = database
+        .acquire_leases(instance, plan.acquire, ttl)
+        .await
+        .unwrap_or_else(|error| panic!("acquire: {error}"));
+    held.extend(taken.iter().map(|taken| taken.lease));
+    held.sort();
+}
+
+async fn fleet_database() -> Database {
+    let config = create_database(&services().admin_url).await;
+    create_tables(&config, "orders").await;
+    let database = orderstore_database(&config, "orders");
+    database
+        .ensure_leases(&PARTITIONS)
+        .await
+        .unwrap_or_else(|error| panic!("ensure: {error}"));
+    database
+}
+
+/// Who owns what, from the table.
+async fn owners(database: &Database) -> BTreeMap<i32, Option<String>> {
+    database
+        .lease_table()
+        .await
+        .unwrap_or_else(|error| panic!("lease table: {error}"))
+        .into_iter()
+        .map(|row| (row.partition, row.owner))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_split_eight_partitions_three_three_two() {
+    let database = fleet_database().await;
+    let ttl = Duration::from_secs(30);
+    let names = ["a", "b", "c"];
+    let mut held: Vec<Vec<Lease>> = vec![Vec::new(); 3];
+    // All three are alive before the first round, as after a simultaneous start.
+    for name in names {
+        database
+            .heartbeat(name, ttl)
+            .await
+            .unwrap_or_else(|error| panic!("{error}"));
+    }
+    for _ in 0..3 {
+        for (index, name) in names.iter().enumerate() {
+            lease_round(&database, name, &mut held[index], ttl).await;
+        }
+    }
+    let counts: Vec<usize> = held.iter().map(Vec::len).collect();
+    assert_eq!(counts, vec![3, 3, 2]);
+    let table = owners(&database).await;
+    let mut seen = HashSet::new();
+    for (index, name) in names.iter().enumerate() {
+        for lease in &held[index] {
+            assert_eq!(table[&lease.partition].as_deref(), Some(*name));
+            assert!(
+                seen.insert(lease.partition),
+                "partition {} owned twice",
+                lease.partition
+            );
+        }
+    }
+    assert_eq!(seen.len(), PARTITIONS.len(), "every partition is owned");
+    // Further rounds with the same instances move nothing.
+    let before = held.clone();
+    for (index, name) in names.iter().enumerate() {
+        lease_round(&database, name, &mut held[index], ttl).await;
+    }
+    assert_eq!(held, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_lease_moves_at_a_new_epoch_and_its_old_owner_is_fenced() {
+    let database = fleet_database().await;
+    let ttl = Duration::from_millis(800);
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    database
+        .heartbeat("b", ttl)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    lease_round(&database, "a", &mut a, ttl).await;
+    lease_round(&database, "b", &mut b, ttl).await;
+    assert_eq!((a.len(), b.len()), (4, 4));
+    // b freezes: no heartbeat, no renewal, past its TTL.
+    tokio::time::sleep(ttl + Duration::from_millis(400)).await;
+    lease_round(&database, "a", &mut a, ttl).await;
+    assert_eq!(a.len(), 8, "a took b's expired leases");
+    for lease in b.iter() {
+        let taken = a
+            .iter()
+            .find(|held| held.partition == lease.partition)
+            .unwrap_or_else(|| panic!("partition {} was not taken", lease.partition));
+        assert_eq!(
+            taken.epoch,
+            lease.epoch + 1,
+            "taking a lease increments its epoch"
+        );
+    }
+    // b wakes: its renewal finds nothing, and its release of what it no longer owns is a no-op.
+    let renewed = database
+        .renew_leases("b", &b, ttl)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert!(renewed.is_empty(), "a fenced instance renewed {renewed:?}");
+    database
+        .release_leases("b", &b)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert!(owners(&database)
+        .await
+        .values()
+        .all(|owner| owner.as_deref() == Some("a")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomer_gets_half_as_the_first_releases_its_surplus() {
+    let database = fleet_database().await;
+    let ttl = Duration::from_secs(30);
+    let (mut first, mut second) = (Vec::new(), Vec::new());
+    lease_round(&database, "first", &mut first, ttl).await;
+    assert_eq!(first.len(), 8, "alone, an instance owns every partition");
+    lease_round(&database, "second", &mut second, ttl).await;
+    assert!(
+        second.is_empty(),
+        "nothing is free until the first releases"
+    );
+    lease_round(&database, "first", &mut first, ttl).await;
+    assert_eq!(
+        first.iter().map(|l| l.partition).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3]
+    );
+    lease_round(&database, "second", &mut second, ttl).await;
+    assert_eq!(
+        second.iter().map(|l| l.partition).collect::<Vec<_>>(),
+        vec![4, 5, 6, 7]
+    );
+    assert!(
+        second.iter().all(|lease| lease.epoch == 2),
+        "taken once by each: {second:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_taking_leases_at_once_never_share_one() {
+    let database = fleet_database().await;
+    let ttl = Duration::from_secs(30);
+    let (left, right) = tokio::join!(
+        database.acquire_leases("left", 8, ttl),
+        database.acquire_leases("right", 8, ttl),
+    );
+    let left = left.unwrap_or_else(|error| panic!("{error}"));
+    let right = right.unwrap_or_else(|error| panic!("{error}"));
+    let mut all: Vec<i32> = left
+        .iter()
+        .chain(&right)
+        .map(|taken| taken.lease.partition)
+        .collect();
+    all.sort_unstable();
+    assert_eq!(all, PARTITIONS.to_vec(), "left {left:?}, right {right:?}");
+    assert!(left.iter().chain(&right).all(|taken| !taken.from_expired));
+}
