@@ -61,6 +61,8 @@ async fn each_sslmode_means_what_it_means_in_libpq() {
         "sslmode=require".to_string(),
         // libpq's default: TLS because the server offers it.
         String::new(),
+        // SCRAM-SHA-256-PLUS: the password exchange bound to the TLS session.
+        format!("sslmode=verify-full&sslrootcert={ca}&channel_binding=require"),
     ] {
         let result = ping(&url("localhost", PASSWORD, query.clone())).await;
         assert_eq!(result, Ok(()), "localhost with {query:?}");

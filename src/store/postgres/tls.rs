@@ -126,11 +126,79 @@ impl<S> tokio_postgres::tls::TlsStream for PostgresTlsStream<S>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    /// No channel binding: SCRAM then runs without it, as libpq's `channel_binding=prefer`
-    /// does with a server that does not offer it.
+    /// `tls-server-end-point` (RFC 5929), as libpq sends it: the hash of the server's
+    /// certificate, so SCRAM-SHA-256-PLUS ties the password exchange to this TLS session and a
+    /// machine in the middle cannot relay it. None for a certificate whose signature names no
+    /// hash (Ed25519): SCRAM then runs without binding, as libpq's `channel_binding=prefer`.
     fn channel_binding(&self) -> ChannelBinding {
-        ChannelBinding::none()
+        let certificate = self
+            .0
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(<[_]>::first);
+        match certificate.and_then(|certificate| end_point_hash(certificate.as_ref())) {
+            Some(hash) => ChannelBinding::tls_server_end_point(hash),
+            None => ChannelBinding::none(),
+        }
     }
+}
+
+/// The certificate's hash for `tls-server-end-point`: by the hash of its signature algorithm,
+/// with SHA-256 for MD5 and SHA-1 (RFC 5929, section 4.1).
+fn end_point_hash(certificate: &[u8]) -> Option<Vec<u8>> {
+    use ring::digest::{digest, SHA256, SHA384, SHA512};
+    let algorithm = match signature_algorithm(certificate)? {
+        // sha1WithRSA, md5WithRSA, sha256WithRSA, ecdsa-with-SHA1, ecdsa-with-SHA256, RSASSA-PSS
+        // (whose parameters PostgreSQL reads as SHA-256 too).
+        [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x04 | 0x05 | 0x0b | 0x0a]
+        | [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x01]
+        | [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02] => &SHA256,
+        // sha384WithRSA, ecdsa-with-SHA384.
+        [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0c]
+        | [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03] => &SHA384,
+        // sha512WithRSA, ecdsa-with-SHA512.
+        [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0d]
+        | [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x04] => &SHA512,
+        _ => return None,
+    };
+    Some(digest(algorithm, certificate).as_ref().to_vec())
+}
+
+/// The OID of a DER certificate's `signatureAlgorithm`: `Certificate ::= SEQUENCE {
+/// tbsCertificate, signatureAlgorithm AlgorithmIdentifier, signature }`.
+fn signature_algorithm(certificate: &[u8]) -> Option<&[u8]> {
+    let (tag, certificate, _) = der_element(certificate)?;
+    if tag != 0x30 {
+        return None;
+    }
+    let (_, _, after_tbs) = der_element(certificate)?;
+    let (tag, algorithm, _) = der_element(after_tbs)?;
+    if tag != 0x30 {
+        return None;
+    }
+    let (tag, oid, _) = der_element(algorithm)?;
+    (tag == 0x06).then_some(oid)
+}
+
+/// One DER element: its tag, its contents, and what follows it.
+fn der_element(bytes: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = bytes.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (length, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let n_bytes = usize::from(first & 0x7f);
+        if n_bytes == 0 || n_bytes > 4 || rest.len() < n_bytes {
+            return None;
+        }
+        let (length_bytes, rest) = rest.split_at(n_bytes);
+        let length = length_bytes
+            .iter()
+            .fold(0usize, |length, byte| (length << 8) | usize::from(*byte));
+        (length, rest)
+    };
+    (rest.len() >= length).then(|| (tag, &rest[..length], &rest[length..]))
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for PostgresTlsStream<S> {
@@ -158,5 +226,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for PostgresTlsStream<S> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signature_algorithm_is_read_from_the_certificate() {
+        // SEQUENCE { SEQUENCE { INTEGER 1 }, SEQUENCE { OID ecdsa-with-SHA384 }, BIT STRING }
+        let certificate = [
+            0x30, 0x14, 0x30, 0x03, 0x02, 0x01, 0x01, 0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48,
+            0xce, 0x3d, 0x04, 0x03, 0x03, 0x03, 0x01, 0x00,
+        ];
+        assert_eq!(
+            signature_algorithm(&certificate),
+            Some(&[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03][..])
+        );
+        assert_eq!(
+            end_point_hash(&certificate).map(|hash| hash.len()),
+            Some(48)
+        );
+        assert_eq!(signature_algorithm(&certificate[..10]), None);
+        assert_eq!(end_point_hash(&[0x30, 0x00]), None);
     }
 }
