@@ -56,6 +56,9 @@ pub struct Application {
     memory: Arc<MemoryStore>,
     tracker: Arc<OffsetTracker>,
     events: Arc<Events>,
+    /// This instance's id, whose leases are released at the end.
+    instance: String,
+    /// The ingest pool first, then the HTTP pool.
     databases: Vec<Database>,
     http_server: (actix_web::dev::ServerHandle, JoinHandle<()>),
     consumer: JoinHandle<()>,
@@ -74,10 +77,12 @@ impl std::fmt::Debug for Application {
 impl Application {
     /// Starts everything; returns once HTTP is listening. `shutdown` stops the service.
     pub async fn build(
-        settings: Settings,
+        mut settings: Settings,
         shutdown: CancellationToken,
     ) -> Result<Self, StartError> {
+        let instance = settings.pick_instance_id();
         tracing::info!(
+            instance,
             database = settings.database_display(),
             brokers = ?settings.kafka_brokers,
             topic = settings.kafka_topic,
@@ -108,11 +113,6 @@ impl Application {
         } else {
             Arc::new(MemoryStore::new())
         };
-        let stored_offsets = retry_until_ok("loading stored offsets", &shutdown, || {
-            database.load_offsets()
-        })
-        .await
-        .ok_or(StartError::Cancelled)?;
 
         // Install the metrics recorder before anything records.
         crate::events::prometheus::prometheus();
@@ -130,6 +130,7 @@ impl Application {
                 memory: Arc::clone(&memory),
                 database: http_database.clone(),
                 events: Arc::clone(&events),
+                instance: instance.clone(),
             },
             &manager,
         )?;
@@ -149,6 +150,8 @@ impl Application {
             memory: Arc::clone(&memory),
             tracker: Arc::clone(&tracker),
             events: Arc::clone(&events),
+            instance: instance.clone(),
+            lease_ttl: settings.lease_ttl,
         });
         let batch_writers = (0..settings.batch_writers)
             .map(|index| {
@@ -164,6 +167,7 @@ impl Application {
                 Component::OffsetCommitter,
                 run_committer(
                     database.clone(),
+                    instance.clone(),
                     Arc::clone(&tracker),
                     settings.offset_commit_interval,
                     batch_writers_done.clone(),
@@ -201,7 +205,8 @@ impl Application {
             run_consumer(
                 ConsumerContext {
                     settings,
-                    stored_offsets,
+                    instance: instance.clone(),
+                    database: database.clone(),
                     tracker: Arc::clone(&tracker),
                     events: Arc::clone(&events),
                     sender,
@@ -217,6 +222,7 @@ impl Application {
             memory,
             tracker,
             events,
+            instance,
             databases: vec![database, http_database],
             http_server,
             consumer,
@@ -257,6 +263,11 @@ impl Application {
         self.batch_writers_done.cancel();
         for task in self.background {
             let _ = task.await;
+        }
+        // The last offsets are stored: hand the partitions over at once.
+        match self.databases[0].release_all(&self.instance).await {
+            Ok(()) => tracing::info!(instance = self.instance, "partition leases released"),
+            Err(error) => tracing::warn!(%error, "releasing the leases failed; they expire"),
         }
         let (server, serving) = self.http_server;
         server.stop(true).await;

@@ -24,6 +24,7 @@ use crate::kafka::KafkaRecord;
 use crate::offsets::OffsetTracker;
 use crate::order::{Rejection, ValidOrder};
 use crate::store::memory::MemoryStore;
+use crate::store::postgres::leases::{Lease, LeaseGuard};
 use crate::store::postgres::{Database, DbError, IncomingOrder, Inserted, RejectedRecord};
 use crate::store::ServedOrder;
 
@@ -44,6 +45,10 @@ pub struct IngestContext {
     pub tracker: Arc<OffsetTracker>,
     /// Where batches and rejections are reported.
     pub events: Arc<Events>,
+    /// This instance, whose leases guard every write.
+    pub instance: String,
+    /// `LEASE_TTL`: how long a write may wait on anything.
+    pub lease_ttl: std::time::Duration,
 }
 
 /// Most record bytes written in one transaction. PostgreSQL refuses a statement parameter
@@ -64,7 +69,16 @@ pub async fn run_batch_writer(context: Arc<IngestContext>) {
         let mut rest = batch.as_slice();
         while !rest.is_empty() {
             let split = split_by_bytes(rest, MAX_TRANSACTION_BYTES);
-            handle_batch(&context, &rest[..split]).await;
+            let mut part = rest[..split].to_vec();
+            // Records of a partition this instance lost are dropped: the new owner reads
+            // them again from the offset stored under its own lease.
+            while let Err(lost) = handle_batch(&context, &part).await {
+                tracing::info!(partitions = ?lost, "dropping a batch's records of lost partitions");
+                part.retain(|record| !lost.contains(&record.partition));
+                if part.is_empty() {
+                    break;
+                }
+            }
             rest = &rest[split..];
         }
         batch.clear();
@@ -83,9 +97,27 @@ fn split_by_bytes(records: &[KafkaRecord], max_bytes: usize) -> usize {
     records.len()
 }
 
-/// Checks, stores and acknowledges one batch of records.
-pub async fn handle_batch(context: &IngestContext, records: &[KafkaRecord]) {
+/// Checks, stores and acknowledges one batch of records; `Err` names the partitions whose
+/// leases this instance lost, in which case nothing of the batch was written.
+pub async fn handle_batch(
+    context: &IngestContext,
+    records: &[KafkaRecord],
+) -> Result<(), Vec<i32>> {
     let started = Instant::now();
+    let mut leases: Vec<Lease> = records
+        .iter()
+        .map(|record| Lease {
+            partition: record.partition,
+            epoch: record.epoch,
+        })
+        .collect();
+    leases.sort_unstable();
+    leases.dedup();
+    let guard = LeaseGuard {
+        instance: &context.instance,
+        leases: &leases,
+        ttl: context.lease_ttl,
+    };
     context.events.emit(RecordsConsumed {
         n_records: records.len(),
     });
@@ -131,8 +163,9 @@ pub async fn handle_batch(context: &IngestContext, records: &[KafkaRecord]) {
         .collect();
 
     let write_started = Instant::now();
-    let (inserted, n_refused) = match write_with_retries(context, &rows, &rejects).await {
+    let (inserted, n_refused) = match write_with_retries(context, &rows, &rejects, &guard).await {
         Ok(inserted) => (inserted, 0),
+        Err(DbError::Fenced(lost)) => return Err(lost),
         Err(error) => {
             // PostgreSQL refuses something in this batch. Write the records one at a time,
             // so that only the record it refuses is set aside (as a reject), never the batch.
@@ -140,7 +173,7 @@ pub async fn handle_batch(context: &IngestContext, records: &[KafkaRecord]) {
                 error: &error,
                 n_records: records.len(),
             });
-            write_one_by_one(context, &rows, &rejects).await
+            write_one_by_one(context, &rows, &rejects, &guard).await?
         }
     };
     let write_seconds = write_started.elapsed().as_secs_f64();
@@ -168,6 +201,7 @@ pub async fn handle_batch(context: &IngestContext, records: &[KafkaRecord]) {
         seconds: started.elapsed().as_secs_f64(),
         write_seconds,
     });
+    Ok(())
 }
 
 /// Writes a batch, retrying with backoff while PostgreSQL is unreachable or failing; returns
@@ -176,12 +210,15 @@ async fn write_with_retries(
     context: &IngestContext,
     rows: &[IncomingOrder<'_>],
     rejects: &[RejectedRecord<'_>],
+    guard: &LeaseGuard<'_>,
 ) -> Result<Vec<Inserted>, DbError> {
     let mut backoff = Backoff::for_outages();
     loop {
-        match context.database.write_batch(rows, rejects).await {
+        match context.database.write_batch(rows, rejects, guard).await {
             Ok(inserted) => return Ok(inserted),
-            Err(error) if error.is_refusal() => return Err(error),
+            Err(error) if error.is_refusal() || matches!(error, DbError::Fenced(_)) => {
+                return Err(error)
+            }
             Err(error) => {
                 context.events.emit(WriteRetried {
                     error: &error,
@@ -202,16 +239,18 @@ async fn write_one_by_one(
     context: &IngestContext,
     rows: &[IncomingOrder<'_>],
     rejects: &[RejectedRecord<'_>],
-) -> (Vec<Inserted>, usize) {
+    guard: &LeaseGuard<'_>,
+) -> Result<(Vec<Inserted>, usize), Vec<i32>> {
     let mut inserted = Vec::new();
     let mut refused = Vec::new();
     for (index, row) in rows.iter().enumerate() {
-        match write_with_retries(context, std::slice::from_ref(row), &[]).await {
+        match write_with_retries(context, std::slice::from_ref(row), &[], guard).await {
             // Written alone, the order is row 0 of its own batch: put back its place here.
             Ok(new) => inserted.extend(new.into_iter().map(|stored| Inserted {
                 row: index,
                 ..stored
             })),
+            Err(DbError::Fenced(lost)) => return Err(lost),
             Err(error) => {
                 let rejection = Rejection {
                     path: ".".into(),
@@ -232,27 +271,40 @@ async fn write_one_by_one(
         }
     }
     for reject in rejects.iter().chain(&refused) {
-        let written = write_with_retries(context, &[], std::slice::from_ref(reject)).await;
+        let written = write_with_retries(context, &[], std::slice::from_ref(reject), guard).await;
+        if let Err(DbError::Fenced(lost)) = written {
+            return Err(lost);
+        }
         if let Err(error) = written {
             context.events.emit(RejectKeptInHex {
                 partition: reject.partition,
                 offset: reject.offset,
                 error: &error,
             });
-            write_reject_as_hex(context, reject, &error.to_string()).await;
+            write_reject_as_hex(context, reject, &error.to_string(), guard).await?;
         }
     }
-    (inserted, refused.len())
+    Ok((inserted, refused.len()))
 }
 
 /// Stores a reject in hex, retrying with backoff until PostgreSQL takes it: hex digits are
 /// ASCII, which no `bytea` refuses, so only an outage (or an operator's constraint) holds it
 /// up, and then the record's offset waits with it rather than the record living in a log.
-async fn write_reject_as_hex(context: &IngestContext, reject: &RejectedRecord<'_>, refusal: &str) {
+async fn write_reject_as_hex(
+    context: &IngestContext,
+    reject: &RejectedRecord<'_>,
+    refusal: &str,
+    guard: &LeaseGuard<'_>,
+) -> Result<(), Vec<i32>> {
     let mut backoff = Backoff::for_outages();
     loop {
-        match context.database.write_reject_as_hex(reject, refusal).await {
-            Ok(()) => return,
+        match context
+            .database
+            .write_reject_as_hex(reject, refusal, guard)
+            .await
+        {
+            Ok(()) => return Ok(()),
+            Err(DbError::Fenced(lost)) => return Err(lost),
             Err(error) => {
                 context.events.emit(RejectWriteRetried {
                     partition: reject.partition,
@@ -273,6 +325,7 @@ mod tests {
         KafkaRecord {
             partition: 0,
             offset: 0,
+            epoch: 1,
             value: Some(vec![b'x'; n_bytes]),
         }
     }

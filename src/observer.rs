@@ -1,6 +1,6 @@
 //! The observer: every second it sets the state gauges (memory, channel, lag per partition)
 //! and writes a due rejection summary; every 10 s while records come in, it logs one progress
-//! line: rate, lag, stored, rejected.
+//! line: rate, lag, stored, rejected, and the partitions this instance holds.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -91,6 +91,7 @@ pub async fn run_observer(context: ObserverContext, shutdown: CancellationToken)
             duplicates = counters.duplicates(),
             rejected = counters.rejected(),
             in_memory = memory.len(),
+            partitions = ?events.owned_partitions(),
             "ingesting"
         );
         last_consumed = consumed;

@@ -31,6 +31,8 @@ pub enum Component {
     HttpServer,
     /// A task of the fake-data writer, by index.
     Writer(usize),
+    /// The lease keeper: heartbeats, and takes and gives up partition leases.
+    LeaseKeeper,
 }
 
 impl fmt::Display for Component {
@@ -44,6 +46,7 @@ impl fmt::Display for Component {
             Component::Observer => f.write_str("observer"),
             Component::HttpServer => f.write_str("http-server"),
             Component::Writer(index) => write!(f, "writer-{index}"),
+            Component::LeaseKeeper => f.write_str("lease-keeper"),
         }
     }
 }

@@ -110,6 +110,11 @@ pub struct Settings {
     /// Least time between two writes of finished offsets to PostgreSQL; they are written as
     /// soon as a batch is done, and batches done meanwhile are written together.
     pub offset_commit_interval: Duration,
+    /// This instance's name among the instances sharing the topic; `None` until the
+    /// application picks the default (the host name and a random suffix).
+    pub instance_id: Option<String>,
+    /// How long a partition lease lasts unless renewed (every third of it).
+    pub lease_ttl: Duration,
     /// Address the HTTP server listens on.
     pub http_addr: SocketAddr,
     /// HTTP worker threads; 0 means one per core.
@@ -159,6 +164,8 @@ impl fmt::Debug for Settings {
             .field("memory_max_age", &self.memory_max_age)
             .field("sweep_interval", &self.sweep_interval)
             .field("offset_commit_interval", &self.offset_commit_interval)
+            .field("instance_id", &self.instance_id)
+            .field("lease_ttl", &self.lease_ttl)
             .field("http_addr", &self.http_addr)
             .field("http_workers", &self.http_workers)
             .field("http_auth", &self.http_auth)
@@ -256,6 +263,8 @@ impl Settings {
                 .filter(|age| !age.is_zero()),
             sweep_interval: reader.duration("SWEEP_INTERVAL", "10s", false),
             offset_commit_interval: reader.duration("OFFSET_COMMIT_INTERVAL", "50ms", false),
+            instance_id: reader.instance_id(),
+            lease_ttl: reader.duration("LEASE_TTL", "10s", false),
             http_addr: reader.address("HTTP_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080))),
             http_workers: reader.number("HTTP_WORKERS", 0, 0..=1024),
             http_auth: security::http_auth(&mut reader),
@@ -275,6 +284,9 @@ impl Settings {
                 &[("text", LogFormat::Text), ("json", LogFormat::Json)],
             ),
         };
+        if settings.lease_ttl < Duration::from_millis(300) {
+            reader.problem("LEASE_TTL", "a duration of at least 300ms");
+        }
         if tracing_subscriber::EnvFilter::try_new(&settings.log_level).is_err() {
             reader.problem(
                 "LOG_LEVEL",
@@ -288,6 +300,21 @@ impl Settings {
                 problems: reader.problems,
             })
         }
+    }
+
+    /// This instance's id: `INSTANCE_ID`, or the host name and a random suffix.
+    pub fn pick_instance_id(&mut self) -> String {
+        self.instance_id
+            .get_or_insert_with(|| {
+                let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .ok()
+                    .map(|name| name.trim().to_string())
+                    .filter(|name| !name.is_empty())
+                    .unwrap_or_else(|| "orderstore".to_string());
+                let suffix: u32 = rand::random();
+                format!("{host}-{suffix:08x}")
+            })
+            .clone()
     }
 
     /// The database location without credentials, for logs.

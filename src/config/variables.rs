@@ -140,6 +140,22 @@ impl VariableReader<'_> {
         }
     }
 
+    /// `INSTANCE_ID`: 1 to 64 ASCII letters, digits, '.', '_' or '-'; unset is `None`.
+    pub(super) fn instance_id(&mut self) -> Option<String> {
+        let value = self.raw("INSTANCE_ID")?;
+        let valid = value.len() <= 64
+            && value
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || b"._-".contains(&byte));
+        if !valid {
+            self.problem(
+                "INSTANCE_ID",
+                &format!("1 to 64 ASCII letters, digits, '.', '_' or '-', got {value:?}"),
+            );
+        }
+        valid.then_some(value)
+    }
+
     /// `DATABASE_URL`, with libpq's TLS parameters.
     pub(super) fn database_url(&mut self) -> ConnectionString {
         let value = self.get(

@@ -20,8 +20,8 @@ pub use ingest::{
 };
 pub use rejections::{RejectionSummary, SummaryLine, SUMMARY_EVERY};
 pub use service::{
-    HttpRequestServed, KafkaAnswered, KafkaConnectFailed, KafkaFetchFailed, OrdersEvicted,
-    StateObserved, WriterProduced,
+    HttpRequestServed, KafkaAnswered, KafkaConnectFailed, KafkaFetchFailed, LeaseCause,
+    LeaseChanged, LeasesHeld, OrdersEvicted, StateObserved, WriterProduced,
 };
 
 /// Something the pipeline did, which [`Events::emit`] counts, records and logs.
@@ -96,6 +96,8 @@ pub struct Events {
     kafka_reachable: AtomicBool,
     /// Why Kafka did not answer, while it does not.
     kafka_failure: Mutex<Option<String>>,
+    /// The partitions whose leases this instance holds.
+    owned: Mutex<Vec<i32>>,
 }
 
 impl Events {
@@ -121,6 +123,14 @@ impl Events {
             return None;
         }
         self.kafka_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The partitions this instance holds leases on, as of the last lease round.
+    pub fn owned_partitions(&self) -> Vec<i32> {
+        self.owned
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()

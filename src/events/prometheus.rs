@@ -33,6 +33,10 @@ pub mod names {
     pub const CHANNEL_CAPACITY: &str = "orderstore_channel_capacity_records";
     /// Orders in memory.
     pub const IN_MEMORY: &str = "orderstore_orders_in_memory";
+    /// Partition leases this instance holds.
+    pub const PARTITIONS_OWNED: &str = "orderstore_partitions_owned";
+    /// Lease changes, by `cause` (`taken`, `taken_expired`, `released`, `fenced`).
+    pub const LEASE_CHANGES: &str = "orderstore_lease_changes_total";
     /// HTTP requests, by `route` and `status`.
     pub const HTTP_REQUESTS: &str = "orderstore_http_requests_total";
     /// HTTP request latency, by `route`.

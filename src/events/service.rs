@@ -49,6 +49,68 @@ impl PipelineEvent for KafkaAnswered {
     }
 }
 
+/// Why a lease changed hands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseCause {
+    /// Taken while free (at start-up, or released by another instance).
+    Taken,
+    /// Taken after another instance's lease expired (it crashed, froze or was cut off).
+    TakenExpired,
+    /// Given up: above the fair share, so a newcomer gets its part.
+    Released,
+    /// Lost: another instance took it after this one's lease expired.
+    Fenced,
+}
+
+impl LeaseCause {
+    fn as_str(self) -> &'static str {
+        match self {
+            LeaseCause::Taken => "taken",
+            LeaseCause::TakenExpired => "taken_expired",
+            LeaseCause::Released => "released",
+            LeaseCause::Fenced => "fenced",
+        }
+    }
+}
+
+/// A partition lease was taken, given up or lost.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseChanged {
+    /// The lease.
+    pub lease: crate::store::postgres::leases::Lease,
+    /// Why.
+    pub cause: LeaseCause,
+}
+
+impl PipelineEvent for LeaseChanged {
+    fn emit(self, _events: &Events) {
+        counter!(names::LEASE_CHANGES, "cause" => self.cause.as_str()).increment(1);
+        tracing::info!(
+            partition = self.lease.partition,
+            epoch = self.lease.epoch,
+            cause = self.cause.as_str(),
+            "partition lease changed"
+        );
+    }
+}
+
+/// The partitions this instance holds after a lease round.
+#[derive(Debug, Clone)]
+pub struct LeasesHeld {
+    /// The partitions, sorted.
+    pub partitions: Vec<i32>,
+}
+
+impl PipelineEvent for LeasesHeld {
+    fn emit(self, events: &Events) {
+        gauge!(names::PARTITIONS_OWNED).set(self.partitions.len() as f64);
+        *events
+            .owned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = self.partitions;
+    }
+}
+
 /// Connecting to the brokers failed; the connection is retried with backoff.
 #[derive(Debug)]
 pub struct KafkaConnectFailed<'a> {

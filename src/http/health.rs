@@ -22,7 +22,7 @@ pub(super) async fn live() -> HttpResponse {
     json_answer(StatusCode::OK, serde_json::json!({ "status": "live" }))
 }
 
-/// Ready when memory is restored (always, once HTTP listens: it starts after the restore),
+/// Names this instance and the partitions it holds leases on. Ready when memory is restored (always, once HTTP listens: it starts after the restore),
 /// PostgreSQL answers and Kafka answered the last request. 503 says which is missing and why
 /// (the error, e.g. a refused login or a certificate PostgreSQL's CA did not sign).
 pub(super) async fn ready(state: web::Data<HttpState>) -> HttpResponse {
@@ -59,6 +59,8 @@ pub(super) async fn ready(state: web::Data<HttpState>) -> HttpResponse {
         "postgres": word(&postgres),
         "kafka": word(&kafka),
         "orders_in_memory": state.memory.len(),
+        "instance": state.instance,
+        "partitions": state.events.owned_partitions(),
     });
     for (key, failure) in [("postgres_error", postgres), ("kafka_error", kafka)] {
         if let Some(failure) = failure {

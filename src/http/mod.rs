@@ -45,8 +45,10 @@ pub struct HttpState {
     pub memory: Arc<MemoryStore>,
     /// PostgreSQL, for orders not in memory.
     pub database: Database,
-    /// Readiness reads whether Kafka answers.
+    /// Readiness reads whether Kafka answers, and which partitions this instance holds.
     pub events: Arc<Events>,
+    /// This instance's id, for readiness.
+    pub instance: String,
 }
 
 /// How the server listens and whom it answers.

@@ -8,21 +8,28 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::{assign_partitions, connect, ensure_topic, run_reader, KafkaRecord, ReaderContext};
+use super::{
+    assign_partitions, connect, ensure_topic, run_reader, KafkaRecord, PartitionCommand,
+    ReaderContext,
+};
 use crate::backoff::retry_until_ok;
 use crate::config::Settings;
 use crate::events::{Events, KafkaAnswered};
 use crate::fake_data::writer::{self, WriterOptions, WriterProgress};
+use crate::fleet::keeper::{run_lease_keeper, KeeperContext};
 use crate::offsets::OffsetTracker;
 use crate::shutdown::{Component, ShutdownManager};
+use crate::store::postgres::Database;
 
 /// What the Kafka side needs.
 #[derive(Debug)]
 pub struct ConsumerContext {
     /// Every setting (brokers, topic, readers, writer).
     pub settings: Settings,
-    /// The next offset per partition, as stored in PostgreSQL.
-    pub stored_offsets: HashMap<i32, i64>,
+    /// This instance.
+    pub instance: String,
+    /// PostgreSQL, for the leases and the stored offsets.
+    pub database: Database,
     /// Where readers register records.
     pub tracker: Arc<OffsetTracker>,
     /// Where readers and the writer report.
@@ -35,7 +42,8 @@ pub struct ConsumerContext {
 pub async fn run_consumer(context: ConsumerContext, manager: ShutdownManager) {
     let ConsumerContext {
         settings,
-        stored_offsets,
+        instance,
+        database,
         tracker,
         events,
         sender,
@@ -52,6 +60,14 @@ pub async fn run_consumer(context: ConsumerContext, manager: ShutdownManager) {
         return;
     };
     events.emit(KafkaAnswered);
+    if retry_until_ok("creating the partitions' leases", &shutdown, || {
+        database.ensure_leases(&partitions)
+    })
+    .await
+    .is_none()
+    {
+        return;
+    }
     tracing::info!(
         topic = settings.kafka_topic,
         partitions = partitions.len(),
@@ -89,25 +105,43 @@ pub async fn run_consumer(context: ConsumerContext, manager: ShutdownManager) {
     let context = Arc::new(ReaderContext {
         client,
         topic: settings.kafka_topic.clone(),
-        stored_offsets,
         start_offset: settings.kafka_start_offset,
         fetch_max_bytes: settings.kafka_fetch_max_bytes,
         fetch_max_wait: settings.kafka_fetch_max_wait,
-        tracker,
-        events,
+        tracker: Arc::clone(&tracker),
+        events: Arc::clone(&events),
         shutdown: shutdown.clone(),
     });
-    for (index, owned) in assign_partitions(&partitions, settings.kafka_readers)
+    // Each partition has one reader; which partitions are read is the lease keeper's call.
+    let mut readers = HashMap::new();
+    for (index, share) in assign_partitions(&partitions, settings.kafka_readers)
         .into_iter()
         .enumerate()
-        .filter(|(_, owned)| !owned.is_empty())
+        .filter(|(_, share)| !share.is_empty())
     {
+        let (commands, received) = mpsc::unbounded_channel::<PartitionCommand>();
+        readers.extend(share.iter().map(|partition| (*partition, commands.clone())));
         tasks.push(manager.spawn(
             Component::Reader(index),
-            run_reader(Arc::clone(&context), owned, sender.clone()),
+            run_reader(Arc::clone(&context), received, sender.clone()),
         ));
     }
     drop(sender);
+    tasks.push(manager.spawn(
+        Component::LeaseKeeper,
+        run_lease_keeper(
+            KeeperContext {
+                database,
+                instance,
+                ttl: settings.lease_ttl,
+                partitions,
+                readers,
+                tracker,
+                events,
+            },
+            shutdown.clone(),
+        ),
+    ));
     for task in tasks {
         let _ = task.await;
     }

@@ -15,7 +15,7 @@ pub mod security;
 pub use client::{connect, ensure_topic};
 pub use consumer::{run_consumer, ConsumerContext};
 pub use fetch_plan::FetchPlan;
-pub use reader::{assign_partitions, run_reader, ReaderContext};
+pub use reader::{assign_partitions, run_reader, PartitionCommand, ReaderContext};
 
 /// One Kafka record on its way to a batch writer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +24,9 @@ pub struct KafkaRecord {
     pub partition: i32,
     /// Its offset in the partition.
     pub offset: i64,
+    /// The epoch of the lease it was read under; its batch is written only while this
+    /// instance still holds the partition at that epoch.
+    pub epoch: i64,
     /// Its value; `None` for a record without one (a tombstone).
     pub value: Option<Vec<u8>>,
 }

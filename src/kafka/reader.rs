@@ -1,11 +1,15 @@
-//! The reader tasks: each owns a disjoint set of the topic's partitions and runs one fetch loop
-//! per partition, registering every record with the [`OffsetTracker`] before it enters the
-//! bounded channel to the batch writers. A full channel makes the reader wait: records are never
-//! dropped. A broker outage is waited out with backoff.
+//! The reader tasks: each runs one fetch loop per partition it is told to read (by the lease
+//! keeper, `fleet/keeper.rs`, as leases are taken and given up), registering every record with
+//! the [`OffsetTracker`] before it enters the bounded channel to the batch writers. A full
+//! channel makes the reader wait: records are never dropped. A broker outage is waited out
+//! with backoff.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::time::Duration;
+use tokio::sync::oneshot;
 
 use rskafka::client::error::{Error as KafkaError, ProtocolError};
 use rskafka::client::partition::{OffsetAt, PartitionClient, UnknownTopicHandling};
@@ -26,8 +30,6 @@ pub struct ReaderContext {
     pub client: Arc<Client>,
     /// The topic.
     pub topic: String,
-    /// Next offset per partition as stored in PostgreSQL.
-    pub stored_offsets: HashMap<i32, i64>,
     /// Where partitions without a stored offset start.
     pub start_offset: StartOffset,
     /// Most bytes per fetch, which fetches grow to.
@@ -42,8 +44,31 @@ pub struct ReaderContext {
     pub shutdown: CancellationToken,
 }
 
-/// Splits `partitions` over `n_readers` readers: reader `i` owns every partition at an index
-/// congruent to `i`. Readers beyond the number of partitions own none.
+/// What the lease keeper tells a reader.
+#[derive(Debug)]
+pub enum PartitionCommand {
+    /// Read `partition` under the lease taken at `epoch`, from `stored` (the offset stored
+    /// in PostgreSQL) or, without one, from `KAFKA_START_OFFSET`.
+    Start {
+        /// The partition.
+        partition: i32,
+        /// The lease's epoch, which every record read is stamped with.
+        epoch: i64,
+        /// The stored offset, if any.
+        stored: Option<i64>,
+    },
+    /// Stop reading `partition`; `done` is told once its loop has ended, so nothing more of
+    /// it enters the channel.
+    Stop {
+        /// The partition.
+        partition: i32,
+        /// Told when the loop has ended.
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// Splits `partitions` over `n_readers` readers: reader `i` reads every partition at an
+/// index congruent to `i`. Readers beyond the number of partitions read none.
 pub fn assign_partitions(partitions: &[i32], n_readers: usize) -> Vec<Vec<i32>> {
     let mut assignment = vec![Vec::new(); n_readers.max(1)];
     for (index, partition) in partitions.iter().enumerate() {
@@ -52,24 +77,63 @@ pub fn assign_partitions(partitions: &[i32], n_readers: usize) -> Vec<Vec<i32>> 
     assignment
 }
 
-/// One reader task: reads all of its partitions concurrently until shutdown.
+/// One reader task: runs the fetch loops of the partitions it is told to read, until
+/// shutdown or until the keeper's side of `commands` is gone.
 pub async fn run_reader(
     context: Arc<ReaderContext>,
-    partitions: Vec<i32>,
+    mut commands: mpsc::UnboundedReceiver<PartitionCommand>,
     sender: mpsc::Sender<KafkaRecord>,
 ) {
-    let loops = partitions
-        .into_iter()
-        .map(|partition| read_partition(Arc::clone(&context), partition, sender.clone()));
-    futures_util::future::join_all(loops).await;
+    let mut loops = FuturesUnordered::new();
+    let mut running: HashMap<i32, CancellationToken> = HashMap::new();
+    let mut stopping: HashMap<i32, oneshot::Sender<()>> = HashMap::new();
+    loop {
+        tokio::select! {
+            biased;
+            _ = context.shutdown.cancelled() => break,
+            Some(partition) = loops.next(), if !loops.is_empty() => {
+                running.remove(&partition);
+                if let Some(done) = stopping.remove(&partition) {
+                    let _ = done.send(());
+                }
+            }
+            command = commands.recv() => match command {
+                None => break,
+                Some(PartitionCommand::Start { partition, epoch, stored }) => {
+                    let token = context.shutdown.child_token();
+                    running.insert(partition, token.clone());
+                    let context = Arc::clone(&context);
+                    let sender = sender.clone();
+                    loops.push(async move {
+                        read_partition(context, partition, epoch, stored, token, sender).await;
+                        partition
+                    });
+                }
+                Some(PartitionCommand::Stop { partition, done }) => match running.get(&partition) {
+                    Some(token) => {
+                        token.cancel();
+                        stopping.insert(partition, done);
+                    }
+                    None => {
+                        let _ = done.send(());
+                    }
+                },
+            },
+        }
+    }
+    // Every loop sees the shutdown through its token's parent.
+    while loops.next().await.is_some() {}
 }
 
 async fn read_partition(
     context: Arc<ReaderContext>,
     partition: i32,
+    epoch: i64,
+    stored: Option<i64>,
+    stop: CancellationToken,
     sender: mpsc::Sender<KafkaRecord>,
 ) {
-    let shutdown = &context.shutdown;
+    let shutdown = &stop;
     let topic = context.topic.as_str();
     let Some(client) = retry_until_ok("opening a Kafka partition", shutdown, || {
         context
@@ -80,7 +144,6 @@ async fn read_partition(
     else {
         return;
     };
-    let stored = context.stored_offsets.get(&partition).copied();
     let mut offset = match stored {
         Some(offset) => offset,
         None => {
@@ -99,10 +162,13 @@ async fn read_partition(
         topic,
         partition,
         offset,
+        epoch,
         stored = stored.is_some(),
         "reading partition"
     );
-    context.tracker.start_partition(partition, offset, stored);
+    context
+        .tracker
+        .start_partition(partition, offset, stored, epoch);
 
     let mut plan = FetchPlan::new(context.fetch_max_bytes, context.fetch_max_wait);
     let mut backoff = Backoff::for_outages();
@@ -129,13 +195,17 @@ async fn read_partition(
             | Err(KafkaError::ServerError {
                 protocol_error: ProtocolError::OffsetOutOfRange,
                 ..
-            }) => match restart_from_earliest(&context, &client, partition, offset).await {
-                Some(earliest) => {
-                    offset = earliest;
-                    continue;
+            }) => {
+                match restart_from_earliest(&context, &client, partition, offset, epoch, shutdown)
+                    .await
+                {
+                    Some(earliest) => {
+                        offset = earliest;
+                        continue;
+                    }
+                    None => return,
                 }
-                None => return,
-            },
+            }
             Err(error) => {
                 context.events.emit(KafkaFetchFailed {
                     topic,
@@ -169,6 +239,7 @@ async fn read_partition(
             let record = KafkaRecord {
                 partition,
                 offset: record.offset,
+                epoch,
                 value: record.record.value,
             };
             tokio::select! {
@@ -196,8 +267,10 @@ async fn restart_from_earliest(
     client: &PartitionClient,
     partition: i32,
     offset: i64,
+    epoch: i64,
+    shutdown: &CancellationToken,
 ) -> Option<i64> {
-    let earliest = retry_until_ok("finding the earliest offset", &context.shutdown, || {
+    let earliest = retry_until_ok("finding the earliest offset", shutdown, || {
         client.get_offset(OffsetAt::Earliest)
     })
     .await?;
@@ -208,7 +281,9 @@ async fn restart_from_earliest(
         earliest,
         "offset is outside the partition, restarting from the earliest record"
     );
-    context.tracker.start_partition(partition, earliest, None);
+    context
+        .tracker
+        .start_partition(partition, earliest, None, epoch);
     Some(earliest)
 }
 

@@ -1,6 +1,6 @@
 //! The offset committer: stores each partition's committable offset in PostgreSQL as soon as
-//! a batch is done, at most once per `OFFSET_COMMIT_INTERVAL`. It is the only writer of
-//! `kafka_offsets`.
+//! a batch is done, at most once per `OFFSET_COMMIT_INTERVAL`, under the lease the offset
+//! was read under. It is the only writer of `kafka_offsets`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +16,7 @@ use crate::store::postgres::Database;
 /// `batch_writers_done`, writes the last ones, retrying until PostgreSQL takes them.
 pub async fn run_committer(
     database: Database,
+    instance: String,
     tracker: Arc<OffsetTracker>,
     interval: Duration,
     batch_writers_done: CancellationToken,
@@ -44,17 +45,19 @@ pub async fn run_committer(
             if last {
                 let never = CancellationToken::new();
                 let written = retry_until_ok("writing the last offsets", &never, || {
-                    database.store_offsets(&offsets)
+                    database.store_offsets(&instance, &offsets)
                 })
                 .await;
-                if written.is_some() {
-                    tracker.mark_stored(&offsets);
-                    tracing::info!(?offsets, "final offsets stored");
+                if let Some(stored) = written {
+                    tracker.mark_stored(&stored);
+                    tracing::info!(?stored, "final offsets stored");
                 }
             } else {
-                match database.store_offsets(&offsets).await {
-                    Ok(()) => {
-                        tracker.mark_stored(&offsets);
+                match database.store_offsets(&instance, &offsets).await {
+                    Ok(stored) => {
+                        // An offset not stored belongs to a partition whose lease moved on;
+                        // the lease keeper stops tracking it.
+                        tracker.mark_stored(&stored);
                         backoff.reset();
                     }
                     Err(error) => {

@@ -28,6 +28,8 @@ struct PartitionOffsets {
     written: Option<i64>,
     /// The partition's high watermark as the last fetch saw it.
     high_watermark: i64,
+    /// The epoch of this instance's lease on the partition; offsets are stored under it.
+    epoch: i64,
 }
 
 impl PartitionOffsets {
@@ -73,18 +75,34 @@ impl OffsetTracker {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Starts tracking `partition` at `next`; `stored` is the offset PostgreSQL already holds.
-    pub fn start_partition(&self, partition: i32, next: i64, stored: Option<i64>) {
+    /// Starts tracking `partition` at `next`, read under the lease taken at `epoch`; `stored`
+    /// is the offset PostgreSQL already holds.
+    pub fn start_partition(&self, partition: i32, next: i64, stored: Option<i64>, epoch: i64) {
         self.lock().insert(
             partition,
             PartitionOffsets {
                 next,
                 written: stored,
                 high_watermark: next,
+                epoch,
                 ..PartitionOffsets::default()
             },
         );
         self.moved.notify_one();
+    }
+
+    /// Stops tracking `partition` (its lease was given up or lost): its records still in
+    /// flight are forgotten, and no offset of it is stored any more.
+    pub fn stop_partition(&self, partition: i32) {
+        self.lock().remove(&partition);
+    }
+
+    /// Whether every record of `partition` read so far is durable and its offset stored:
+    /// the partition can be handed over without anything read twice.
+    pub fn is_settled(&self, partition: i32) -> bool {
+        self.lock().get(&partition).is_none_or(|entry| {
+            entry.in_flight.is_empty() && entry.written == Some(entry.committable())
+        })
     }
 
     /// Registers the records of one fetch, which started at `fetch_start`, as in flight; call
@@ -96,7 +114,10 @@ impl OffsetTracker {
         offsets: impl IntoIterator<Item = i64>,
     ) {
         let mut partitions = self.lock();
-        let entry = partitions.entry(partition).or_default();
+        // A partition stopped while its fetch was on the way is not tracked again.
+        let Some(entry) = partitions.get_mut(&partition) else {
+            return;
+        };
         for offset in offsets {
             entry.in_flight.insert(offset, fetch_start);
             entry.next = entry.next.max(offset + 1);
@@ -130,23 +151,25 @@ impl OffsetTracker {
         self.moved.notified().await;
     }
 
-    /// The partitions whose committable offset moved since it was last written.
-    pub fn offsets_to_store(&self) -> Vec<(i32, i64)> {
-        let mut changed: Vec<(i32, i64)> = self
+    /// The partitions whose committable offset moved since it was last written: partition,
+    /// offset, and the epoch of the lease it is stored under.
+    pub fn offsets_to_store(&self) -> Vec<(i32, i64, i64)> {
+        let mut changed: Vec<(i32, i64, i64)> = self
             .lock()
             .iter()
             .filter(|(_, entry)| entry.written != Some(entry.committable()))
-            .map(|(partition, entry)| (*partition, entry.committable()))
+            .map(|(partition, entry)| (*partition, entry.committable(), entry.epoch))
             .collect();
         changed.sort_unstable();
         changed
     }
 
-    /// Notes that these offsets are now stored.
-    pub fn mark_stored(&self, offsets: &[(i32, i64)]) {
+    /// Notes that these offsets are now stored (under the epoch they were taken at: a
+    /// partition restarted meanwhile at a new epoch keeps its own).
+    pub fn mark_stored(&self, offsets: &[(i32, i64, i64)]) {
         let mut partitions = self.lock();
-        for (partition, offset) in offsets {
-            if let Some(entry) = partitions.get_mut(partition) {
+        for (partition, offset, epoch) in offsets {
+            if let Some(entry) = partitions.get_mut(partition).filter(|e| e.epoch == *epoch) {
                 entry.written = Some(*offset);
             }
         }
@@ -176,7 +199,7 @@ mod tests {
     #[test]
     fn the_offset_waits_for_the_lowest_record_in_flight() {
         let tracker = OffsetTracker::new();
-        tracker.start_partition(0, 10, Some(10));
+        tracker.start_partition(0, 10, Some(10), 1);
         assert!(tracker.offsets_to_store().is_empty());
         // Two fetches: 10..20 and 20..30.
         tracker.register_fetch(0, 10, 10..20);
@@ -188,30 +211,30 @@ mod tests {
         tracker.mark_durable((10..13).map(|offset| (0, offset)));
         assert!(tracker.offsets_to_store().is_empty());
         tracker.mark_durable((13..15).map(|offset| (0, offset)));
-        assert_eq!(tracker.offsets_to_store(), vec![(0, 30)]);
-        tracker.mark_stored(&[(0, 30)]);
+        assert_eq!(tracker.offsets_to_store(), vec![(0, 30, 1)]);
+        tracker.mark_stored(&[(0, 30, 1)]);
         assert!(tracker.offsets_to_store().is_empty());
     }
 
     #[test]
     fn the_offset_moves_to_the_fetch_of_the_lowest_record_in_flight() {
         let tracker = OffsetTracker::new();
-        tracker.start_partition(0, 0, None);
+        tracker.start_partition(0, 0, None, 1);
         tracker.register_fetch(0, 0, 0..100);
         tracker.register_fetch(0, 100, 100..200);
         tracker.mark_durable((0..150).map(|offset| (0, offset)));
-        assert_eq!(tracker.offsets_to_store(), vec![(0, 100)]);
+        assert_eq!(tracker.offsets_to_store(), vec![(0, 100, 1)]);
     }
 
     #[test]
     fn partitions_move_independently_and_gaps_are_skipped() {
         let tracker = OffsetTracker::new();
-        tracker.start_partition(0, 0, None);
-        tracker.start_partition(1, 5, Some(5));
-        assert_eq!(tracker.offsets_to_store(), vec![(0, 0)]);
+        tracker.start_partition(0, 0, None, 1);
+        tracker.start_partition(1, 5, Some(5), 1);
+        assert_eq!(tracker.offsets_to_store(), vec![(0, 0, 1)]);
         tracker.register_fetch(1, 5, [5, 7, 9]);
         tracker.mark_durable([(1, 5), (1, 7), (1, 9)]);
-        assert_eq!(tracker.offsets_to_store(), vec![(0, 0), (1, 10)]);
+        assert_eq!(tracker.offsets_to_store(), vec![(0, 0, 1), (1, 10, 1)]);
         tracker.observe_high_watermark(1, 10);
         let positions = tracker.positions();
         assert_eq!(positions[1].high_watermark, 10);
@@ -224,7 +247,7 @@ mod tests {
         let tracker = OffsetTracker::new();
         let woken = |tracker: &OffsetTracker| tracker.changed().now_or_never().is_some();
         assert!(!woken(&tracker), "nothing happened yet");
-        tracker.start_partition(0, 0, None);
+        tracker.start_partition(0, 0, None, 1);
         assert!(woken(&tracker), "a partition started");
         assert!(!woken(&tracker), "one wake-up per change");
         tracker.register_fetch(0, 0, 0..10);

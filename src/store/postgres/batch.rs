@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use futures_util::{pin_mut, SinkExt};
 
 use super::copy::{encode_copy, COPY_ORDERS};
+use super::leases::{check_leases, LeaseGuard};
 use super::{Database, DbError};
 use crate::order::ValidOrder;
 
@@ -78,14 +79,18 @@ impl Database {
     /// PostgreSQL's cheapest way in. COPY cannot skip a conflicting row, so when an
     /// `order_uid` is already stored (a replay, a resend) the transaction is rolled back and
     /// the batch goes through `INSERT .. ON CONFLICT DO NOTHING` instead.
+    ///
+    /// Every transaction first checks `guard`'s leases (`leases::check_leases`), so a batch
+    /// read under a lease this instance has lost changes nothing.
     pub async fn write_batch(
         &self,
         orders: &[IncomingOrder<'_>],
         rejects: &[RejectedRecord<'_>],
+        guard: &LeaseGuard<'_>,
     ) -> Result<Vec<Inserted>, DbError> {
         let mut client = self.pool.get().await?;
         if !orders.is_empty() {
-            match self.copy_batch(&mut client, orders, rejects).await {
+            match self.copy_batch(&mut client, orders, rejects, guard).await {
                 Err(DbError::Postgres(error))
                     if error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
                 }
@@ -93,6 +98,7 @@ impl Database {
             }
         }
         let transaction = client.transaction().await?;
+        check_leases(&transaction, &self.topic, guard).await?;
         let inserted = self.insert_orders(&transaction, orders).await?;
         self.insert_rejects(&transaction, rejects).await?;
         transaction.commit().await?;
@@ -104,8 +110,10 @@ impl Database {
         client: &mut deadpool_postgres::Object,
         orders: &[IncomingOrder<'_>],
         rejects: &[RejectedRecord<'_>],
+        guard: &LeaseGuard<'_>,
     ) -> Result<Vec<Inserted>, DbError> {
         let transaction = client.transaction().await?;
+        check_leases(&transaction, &self.topic, guard).await?;
         let reserve = transaction.prepare_cached(RESERVE_IDS).await?;
         let n_orders = i64::try_from(orders.len()).unwrap_or(i64::MAX);
         let ids: Vec<i64> = transaction
@@ -180,15 +188,18 @@ impl Database {
         &self,
         reject: &RejectedRecord<'_>,
         refusal: &str,
+        guard: &LeaseGuard<'_>,
     ) -> Result<(), DbError> {
-        let client = self.pool.get().await?;
-        let statement = client.prepare_cached(INSERT_REJECT_AS_HEX).await?;
+        let mut client = self.pool.get().await?;
+        let transaction = client.transaction().await?;
+        check_leases(&transaction, &self.topic, guard).await?;
+        let statement = transaction.prepare_cached(INSERT_REJECT_AS_HEX).await?;
         let hex = hex_digits(reject.raw);
         let reason = clean_reason(&format!(
             "{}; PostgreSQL refused the record's bytes ({refusal}), so raw holds them in hex",
             reject.reason
         ));
-        client
+        transaction
             .execute(
                 &statement,
                 &[
@@ -200,6 +211,7 @@ impl Database {
                 ],
             )
             .await?;
+        transaction.commit().await?;
         Ok(())
     }
 

@@ -53,6 +53,64 @@ fn split(leases: &[Lease]) -> (Vec<i32>, Vec<i64>) {
         .unzip()
 }
 
+/// What guards a batch's transaction: the instance and the leases its records were read
+/// under, and the TTL that bounds the transaction's waits.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseGuard<'a> {
+    /// This instance.
+    pub instance: &'a str,
+    /// The (partition, epoch) of every record in the batch.
+    pub leases: &'a [Lease],
+    /// `LEASE_TTL`.
+    pub ttl: Duration,
+}
+
+/// Inside a batch's transaction: bounds every wait by the TTL (a lock, a statement, and the
+/// session idling mid-transaction, so PostgreSQL ends the transaction of a frozen instance
+/// and frees what it locked), then checks that the instance still holds every lease of the
+/// batch at its epoch and locks those lease rows until the transaction ends, so no takeover
+/// slips in between the check and the commit. `DbError::Fenced` names the partitions lost.
+pub(super) async fn check_leases(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    topic: &str,
+    guard: &LeaseGuard<'_>,
+) -> Result<(), DbError> {
+    let ttl_ms = millis(guard.ttl);
+    transaction
+        .batch_execute(&format!(
+            "SET LOCAL lock_timeout = {ttl_ms}; SET LOCAL statement_timeout = {ttl_ms}; \
+             SET LOCAL idle_in_transaction_session_timeout = {ttl_ms};"
+        ))
+        .await?;
+    let (partitions, epochs) = split(guard.leases);
+    let statement = transaction
+        .prepare_cached(
+            "SELECT lease.kafka_partition FROM partition_leases AS lease \
+             JOIN unnest($2::integer[], $3::bigint[]) AS held (partition, epoch) \
+               ON lease.kafka_partition = held.partition AND lease.epoch = held.epoch \
+             WHERE lease.kafka_topic = $1 AND lease.owner = $4 \
+             FOR SHARE OF lease",
+        )
+        .await?;
+    let held: Vec<i32> = transaction
+        .query(&statement, &[&topic, &partitions, &epochs, &guard.instance])
+        .await?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()?;
+    let lost: Vec<i32> = guard
+        .leases
+        .iter()
+        .map(|lease| lease.partition)
+        .filter(|partition| !held.contains(partition))
+        .collect();
+    if lost.is_empty() {
+        Ok(())
+    } else {
+        Err(DbError::Fenced(lost))
+    }
+}
+
 impl Database {
     /// Records that `instance` lives for `ttl` more, and returns the live instances of this
     /// topic (itself included), sorted.
@@ -184,6 +242,35 @@ impl Database {
         Ok(taken)
     }
 
+    /// Takes back, at a new epoch, every lease a previous run of `instance` (the same
+    /// `INSTANCE_ID`, restarted after a crash) still holds, expired or not, so a restarted
+    /// instance resumes at once instead of waiting out its own leases.
+    pub async fn reclaim_leases(
+        &self,
+        instance: &str,
+        ttl: Duration,
+    ) -> Result<Vec<Lease>, DbError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "UPDATE partition_leases SET epoch = epoch + 1, \
+                     expires_at = now() + $3::bigint * interval '1 millisecond' \
+                 WHERE kafka_topic = $1 AND owner = $2 \
+                 RETURNING kafka_partition, epoch",
+                &[&self.topic, &instance, &millis(ttl)],
+            )
+            .await?;
+        let mut leases: Vec<Lease> = rows
+            .into_iter()
+            .map(|row| Lease {
+                partition: row.get(0),
+                epoch: row.get(1),
+            })
+            .collect();
+        leases.sort();
+        Ok(leases)
+    }
+
     /// Gives `leases` up at once, so another instance can take them without waiting for
     /// their expiry. Only leases still held at their epoch are released.
     pub async fn release_leases(&self, instance: &str, leases: &[Lease]) -> Result<(), DbError> {
@@ -199,6 +286,21 @@ impl Database {
             )
             .await?;
         Ok(())
+    }
+
+    /// Gives up every lease `instance` holds, and its heartbeat (an orderly stop, after the
+    /// last offsets are stored).
+    pub async fn release_all(&self, instance: &str) -> Result<(), DbError> {
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "UPDATE partition_leases SET owner = NULL, expires_at = now() \
+                 WHERE kafka_topic = $1 AND owner = $2",
+                &[&self.topic, &instance],
+            )
+            .await?;
+        drop(client);
+        self.leave(instance).await
     }
 
     /// Every lease of the topic, by partition.

@@ -33,6 +33,9 @@ pub enum DbError {
     /// A statement failed.
     #[error("PostgreSQL: {}", with_causes(.0))]
     Postgres(#[from] tokio_postgres::Error),
+    /// This instance no longer holds the leases of these partitions: another took them over.
+    #[error("the leases of partitions {0:?} moved to another instance")]
+    Fenced(Vec<i32>),
     /// A restore task panicked or was cancelled.
     #[error("a restore task failed: {0}")]
     Task(String),
