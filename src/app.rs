@@ -117,6 +117,9 @@ impl Application {
         // Install the metrics recorder before anything records.
         crate::events::prometheus::prometheus();
         let events = Arc::new(Events::default());
+        events.emit(crate::events::InstanceStarted {
+            instance: &instance,
+        });
         // HTTP reads get a pool of their own, so ingestion and reads never starve each other.
         let http_database = Database::new(
             settings.database_url.clone(),

@@ -43,6 +43,9 @@ pub async fn run_observer(context: ObserverContext, shutdown: CancellationToken)
     } = context;
     let mut ticker = tokio::time::interval(GAUGES_EVERY);
     let mut last_consumed = 0;
+    // Partitions reported last time: one given up since is reported once more, at zero, so
+    // its gauges do not stay at the values of its last owner's reading.
+    let mut reported: Vec<i32> = Vec::new();
     for tick in 1_u64.. {
         tokio::select! {
             _ = shutdown.cancelled() => {
@@ -51,13 +54,28 @@ pub async fn run_observer(context: ObserverContext, shutdown: CancellationToken)
             }
             _ = ticker.tick() => {}
         }
-        let lags: Vec<(i32, i64)> = tracker
-            .positions()
+        let positions = tracker.positions();
+        let given_up: Vec<i32> = reported
+            .iter()
+            .copied()
+            .filter(|partition| !positions.iter().any(|p| p.partition == *partition))
+            .collect();
+        let lags: Vec<(i32, i64)> = positions
             .iter()
             .map(|position| {
                 let lag = (position.high_watermark - position.committable).max(0);
                 (position.partition, lag)
             })
+            .chain(given_up.iter().map(|partition| (*partition, 0)))
+            .collect();
+        let stalled: Vec<(i32, f64)> = positions
+            .iter()
+            .map(|position| (position.partition, position.stalled.as_secs_f64()))
+            .chain(given_up.iter().map(|partition| (*partition, 0.0)))
+            .collect();
+        reported = positions
+            .iter()
+            .map(|position| position.partition)
             .collect();
         // A sender is upgraded only for the time of the reading.
         let (channel_fill, channel_capacity) = channel
@@ -74,6 +92,7 @@ pub async fn run_observer(context: ObserverContext, shutdown: CancellationToken)
             channel_fill,
             channel_capacity,
             lags: &lags,
+            stalled: &stalled,
         });
         crate::events::prometheus::prometheus().run_upkeep();
         events.flush_rejection_summary(false);

@@ -224,6 +224,25 @@ async fn three_instances_split_answer_and_survive_a_kill() {
         let ready = http(instance.port, "GET", "/health/ready").await;
         assert_eq!(ready.status, 200, "{}", instance.id);
         assert_eq!(ready.json()["instance"], instance.id.as_str());
+        let owned = ready.json()["partitions"].as_array().map(Vec::len);
+        assert!(matches!(owned, Some(2 | 3)), "{}: {owned:?}", instance.id);
+        let expected = [
+            format!("orderstore_instance_info{{instance=\"{}\"}} 1", instance.id),
+            format!("orderstore_partitions_owned {}", owned.unwrap_or(0)),
+            "orderstore_partition_stalled_seconds{partition=".to_string(),
+            "orderstore_lease_changes_total{cause=\"taken\"}".to_string(),
+        ];
+        // The gauges are set every second.
+        wait_for(
+            &format!("{}'s fleet metrics", instance.id),
+            Duration::from_secs(10),
+            || async {
+                let metrics = http(instance.port, "GET", "/metrics").await;
+                let text = String::from_utf8_lossy(&metrics.body).to_string();
+                expected.iter().all(|line| text.contains(line))
+            },
+        )
+        .await;
     }
 
     let seen = Mutex::new(HashMap::new());

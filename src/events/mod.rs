@@ -20,8 +20,8 @@ pub use ingest::{
 };
 pub use rejections::{RejectionSummary, SummaryLine, SUMMARY_EVERY};
 pub use service::{
-    HttpRequestServed, KafkaAnswered, KafkaConnectFailed, KafkaFetchFailed, LeaseCause,
-    LeaseChanged, LeasesHeld, OrdersEvicted, StateObserved, WriterProduced,
+    HttpRequestServed, InstanceStarted, KafkaAnswered, KafkaConnectFailed, KafkaFetchFailed,
+    LeaseCause, LeaseChanged, LeasesHeld, OrdersEvicted, StateObserved, WriterProduced,
 };
 
 /// Something the pipeline did, which [`Events::emit`] counts, records and logs.

@@ -33,6 +33,11 @@ pub mod names {
     pub const CHANNEL_CAPACITY: &str = "orderstore_channel_capacity_records";
     /// Orders in memory.
     pub const IN_MEMORY: &str = "orderstore_orders_in_memory";
+    /// Seconds a partition has had records to read without its stored offset moving, by
+    /// `partition`.
+    pub const STALLED: &str = "orderstore_partition_stalled_seconds";
+    /// 1, labelled with this instance's `instance` id.
+    pub const INSTANCE: &str = "orderstore_instance_info";
     /// Partition leases this instance holds.
     pub const PARTITIONS_OWNED: &str = "orderstore_partitions_owned";
     /// Lease changes, by `cause` (`taken`, `taken_expired`, `released`, `fenced`).

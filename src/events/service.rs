@@ -191,6 +191,8 @@ pub struct StateObserved<'a> {
     pub channel_capacity: usize,
     /// High watermark minus stored offset, per partition.
     pub lags: &'a [(i32, i64)],
+    /// Seconds each partition has had records to read without its stored offset moving.
+    pub stalled: &'a [(i32, f64)],
 }
 
 impl PipelineEvent for StateObserved<'_> {
@@ -201,6 +203,22 @@ impl PipelineEvent for StateObserved<'_> {
         for (partition, lag) in self.lags {
             gauge!(names::LAG, "partition" => partition.to_string()).set(*lag as f64);
         }
+        for (partition, seconds) in self.stalled {
+            gauge!(names::STALLED, "partition" => partition.to_string()).set(*seconds);
+        }
+    }
+}
+
+/// The instance started, under this id.
+#[derive(Debug, Clone, Copy)]
+pub struct InstanceStarted<'a> {
+    /// `INSTANCE_ID`, or the default picked.
+    pub instance: &'a str,
+}
+
+impl PipelineEvent for InstanceStarted<'_> {
+    fn emit(self, _: &Events) {
+        gauge!(names::INSTANCE, "instance" => self.instance.to_string()).set(1.0);
     }
 }
 

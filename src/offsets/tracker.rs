@@ -30,6 +30,8 @@ struct PartitionOffsets {
     high_watermark: i64,
     /// The epoch of this instance's lease on the partition; offsets are stored under it.
     epoch: i64,
+    /// When the stored offset last moved (or the partition started).
+    progressed_at: Option<tokio::time::Instant>,
 }
 
 impl PartitionOffsets {
@@ -61,6 +63,9 @@ pub struct PartitionPosition {
     pub high_watermark: i64,
     /// Records registered and not yet durable.
     pub in_flight: usize,
+    /// How long the partition has had records to read (its committable offset below its high
+    /// watermark) without its stored offset moving; zero when caught up.
+    pub stalled: std::time::Duration,
 }
 
 impl OffsetTracker {
@@ -85,6 +90,7 @@ impl OffsetTracker {
                 written: stored,
                 high_watermark: next,
                 epoch,
+                progressed_at: Some(tokio::time::Instant::now()),
                 ..PartitionOffsets::default()
             },
         );
@@ -170,6 +176,9 @@ impl OffsetTracker {
         let mut partitions = self.lock();
         for (partition, offset, epoch) in offsets {
             if let Some(entry) = partitions.get_mut(partition).filter(|e| e.epoch == *epoch) {
+                if entry.written != Some(*offset) {
+                    entry.progressed_at = Some(tokio::time::Instant::now());
+                }
                 entry.written = Some(*offset);
             }
         }
@@ -185,6 +194,10 @@ impl OffsetTracker {
                 committable: entry.committable(),
                 high_watermark: entry.high_watermark,
                 in_flight: entry.in_flight.len(),
+                stalled: match entry.progressed_at {
+                    Some(at) if entry.committable() < entry.high_watermark => at.elapsed(),
+                    _ => std::time::Duration::ZERO,
+                },
             })
             .collect();
         positions.sort_unstable_by_key(|position| position.partition);
@@ -259,5 +272,23 @@ mod tests {
             !woken(&tracker),
             "two changes before a wait make one wake-up"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_partition_behind_and_not_moving_counts_as_stalled() {
+        let tracker = OffsetTracker::new();
+        tracker.start_partition(0, 0, None, 1);
+        tracker.register_fetch(0, 0, 0..10);
+        tracker.observe_high_watermark(0, 10);
+        tokio::time::advance(std::time::Duration::from_secs(5)).await;
+        assert_eq!(tracker.positions()[0].stalled.as_secs(), 5);
+        tracker.mark_durable((0..10).map(|offset| (0, offset)));
+        let offsets = tracker.offsets_to_store();
+        tracker.mark_stored(&offsets);
+        assert_eq!(tracker.positions()[0].stalled, std::time::Duration::ZERO);
+        // Behind again: stalled counts from the last move of the stored offset.
+        tracker.observe_high_watermark(0, 20);
+        tokio::time::advance(std::time::Duration::from_secs(2)).await;
+        assert_eq!(tracker.positions()[0].stalled.as_secs(), 2);
     }
 }
