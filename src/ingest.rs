@@ -66,22 +66,36 @@ pub async fn run_batch_writer(context: Arc<IngestContext>) {
         if n_received == 0 {
             return;
         }
+        context.events.emit(RecordsConsumed {
+            n_records: n_received,
+        });
         let mut rest = batch.as_slice();
         while !rest.is_empty() {
             let split = split_by_bytes(rest, MAX_TRANSACTION_BYTES);
-            let mut part = rest[..split].to_vec();
-            // Records of a partition this instance lost are dropped: the new owner reads
-            // them again from the offset stored under its own lease.
-            while let Err(lost) = handle_batch(&context, &part).await {
-                tracing::info!(partitions = ?lost, "dropping a batch's records of lost partitions");
-                part.retain(|record| !lost.contains(&record.partition));
-                if part.is_empty() {
-                    break;
-                }
+            if let Err(lost) = handle_batch(&context, &rest[..split]).await {
+                write_without_lost(&context, &rest[..split], lost).await;
             }
             rest = &rest[split..];
         }
         batch.clear();
+    }
+}
+
+/// Writes `records` again without those of the partitions in `lost` (and of any lost
+/// meanwhile): the new owner reads them again from the offset stored under its own lease.
+/// Only this rare path copies records.
+async fn write_without_lost(context: &IngestContext, records: &[KafkaRecord], mut lost: Vec<i32>) {
+    let mut remaining: Vec<KafkaRecord> = records.to_vec();
+    loop {
+        tracing::info!(partitions = ?lost, "dropping a batch's records of lost partitions");
+        remaining.retain(|record| !lost.contains(&record.partition));
+        if remaining.is_empty() {
+            return;
+        }
+        match handle_batch(context, &remaining).await {
+            Ok(()) => return,
+            Err(more) => lost = more,
+        }
     }
 }
 
@@ -97,7 +111,8 @@ fn split_by_bytes(records: &[KafkaRecord], max_bytes: usize) -> usize {
     records.len()
 }
 
-/// Checks, stores and acknowledges one batch of records; `Err` names the partitions whose
+/// Checks, stores and acknowledges one batch of records (their consumption is counted by the
+/// caller, once, however often a batch is written again); `Err` names the partitions whose
 /// leases this instance lost, in which case nothing of the batch was written.
 pub async fn handle_batch(
     context: &IngestContext,
@@ -118,9 +133,6 @@ pub async fn handle_batch(
         leases: &leases,
         ttl: context.lease_ttl,
     };
-    context.events.emit(RecordsConsumed {
-        n_records: records.len(),
-    });
     let now = Utc::now();
     let mut accepted: Vec<(&KafkaRecord, ValidOrder)> = Vec::with_capacity(records.len());
     let mut rejects = Vec::new();

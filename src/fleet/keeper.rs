@@ -85,7 +85,7 @@ async fn lease_round(
         .iter()
         .position(|id| id == instance)
         .unwrap_or(live.len());
-    let share = fair_share(context.partitions.len(), live.len().max(1), rank);
+    let share = fair_share(context.partitions.len(), live.len(), rank);
 
     let renewed = database.renew_leases(instance, held, context.ttl).await?;
     let lost: Vec<Lease> = held
