@@ -45,6 +45,13 @@ impl Instance {
         }
     }
 
+    /// SIGTERM, and an exit status of 0.
+    fn stop(mut self) {
+        if let Some(process) = self.process.take() {
+            process.terminate();
+        }
+    }
+
     fn signal(&self, signal: &str) {
         let pid = self
             .process
@@ -100,6 +107,25 @@ async fn split(db: &tokio_postgres::Client, topic: &str) -> Vec<usize> {
     let mut counts: Vec<usize> = counts.into_values().collect();
     counts.sort_unstable();
     counts
+}
+
+/// Three instances named `ids`, once they have split the eight partitions 3/3/2.
+async fn three_instances(bed: &TestBed, ids: [&str; 3]) -> Vec<Instance> {
+    let instances: Vec<Instance> = ids.iter().map(|id| Instance::start(bed, id)).collect();
+    wait_for("a 3/3/2 split", Duration::from_secs(60), || async {
+        split(&bed.db, &bed.topic).await == vec![2, 3, 3]
+    })
+    .await;
+    instances
+}
+
+/// Whether all eight partitions are owned, none of them by `id`.
+async fn all_owned_without(db: &tokio_postgres::Client, topic: &str, id: &str) -> bool {
+    let owners = owners(db, topic).await;
+    owners.len() == 8
+        && owners
+            .values()
+            .all(|owner| owner.as_deref().is_some_and(|owner| owner != id))
 }
 
 /// A steady producer: 40 orders every 50 ms, round-robin, until stopped; returns every uid.
@@ -192,14 +218,7 @@ async fn every_order_once(bed: &TestBed, produced: &[String]) {
 async fn three_instances_split_answer_and_survive_a_kill() {
     let bed = TestBed::new(8).await;
     let producer = SteadyProducer::start(&bed);
-    let mut instances: Vec<Instance> = ["a", "b", "c"]
-        .iter()
-        .map(|id| Instance::start(&bed, id))
-        .collect();
-    wait_for("a 3/3/2 split", Duration::from_secs(60), || async {
-        split(&bed.db, &bed.topic).await == vec![2, 3, 3]
-    })
-    .await;
+    let mut instances = three_instances(&bed, ["a", "b", "c"]).await;
     // Any instance answers any order: its own from memory, the others' from PostgreSQL.
     wait_for("stored orders", Duration::from_secs(30), || async {
         count_if_exists(&bed.db, "SELECT count(*) FROM orders").await > 100
@@ -253,13 +272,7 @@ async fn three_instances_split_answer_and_survive_a_kill() {
     wait_for(
         "the killed instance's partitions to be taken over",
         LEASE_TTL + Duration::from_secs(2),
-        || async {
-            let owners = owners(&bed.db, &bed.topic).await;
-            owners.len() == 8
-                && owners
-                    .values()
-                    .all(|owner| owner.as_deref().is_some_and(|owner| owner != "c"))
-        },
+        || all_owned_without(&bed.db, &bed.topic, "c"),
     )
     .await;
     let takeover = started.elapsed();
@@ -275,10 +288,8 @@ async fn three_instances_split_answer_and_survive_a_kill() {
     let produced = producer.stop().await;
     every_order_once(&bed, &produced).await;
     offsets_never_move_back(&bed.db, &bed.topic, &seen).await;
-    for mut instance in instances {
-        if let Some(process) = instance.process.take() {
-            process.terminate();
-        }
+    for instance in instances {
+        instance.stop();
     }
     // SIGTERM released the leases at once.
     assert!(owners(&bed.db, &bed.topic)
@@ -347,10 +358,8 @@ async fn a_frozen_instance_is_fenced_then_rejoins_and_a_newcomer_gets_its_half()
         woken.contains("cause=\"fenced\""),
         "the woken instance did not notice it lost its leases:\n{woken}"
     );
-    for mut instance in [first, second] {
-        if let Some(process) = instance.process.take() {
-            process.terminate();
-        }
+    for instance in [first, second] {
+        instance.stop();
     }
 }
 
@@ -358,14 +367,7 @@ async fn a_frozen_instance_is_fenced_then_rejoins_and_a_newcomer_gets_its_half()
 async fn a_rolling_restart_under_load_stores_every_order_once() {
     let bed = TestBed::new(8).await;
     let producer = SteadyProducer::start(&bed);
-    let mut instances: Vec<Instance> = ["r1", "r2", "r3"]
-        .iter()
-        .map(|id| Instance::start(&bed, id))
-        .collect();
-    wait_for("a 3/3/2 split", Duration::from_secs(60), || async {
-        split(&bed.db, &bed.topic).await == vec![2, 3, 3]
-    })
-    .await;
+    let mut instances = three_instances(&bed, ["r1", "r2", "r3"]).await;
     let seen = Mutex::new(HashMap::new());
     for instance in instances.iter_mut() {
         let id = instance.id.clone();
@@ -379,11 +381,7 @@ async fn a_rolling_restart_under_load_stores_every_order_once() {
             LEASE_TTL,
             || async {
                 offsets_never_move_back(&bed.db, &bed.topic, &seen).await;
-                let owners = owners(&bed.db, &bed.topic).await;
-                owners.len() == 8
-                    && owners
-                        .values()
-                        .all(|owner| owner.as_deref().is_some_and(|owner| owner != id))
+                all_owned_without(&bed.db, &bed.topic, &id).await
             },
         )
         .await;
@@ -401,9 +399,7 @@ async fn a_rolling_restart_under_load_stores_every_order_once() {
     let produced = producer.stop().await;
     every_order_once(&bed, &produced).await;
     offsets_never_move_back(&bed.db, &bed.topic, &seen).await;
-    for mut instance in instances {
-        if let Some(process) = instance.process.take() {
-            process.terminate();
-        }
+    for instance in instances {
+        instance.stop();
     }
 }

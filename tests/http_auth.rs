@@ -16,21 +16,7 @@ const NEXT_TOKEN: &str = "rotated-token-9876543210";
 
 /// One stored order, an app with `overrides`, and the order's uid.
 async fn app_with_an_order(overrides: &[(&str, &str)]) -> (RunningApp, String) {
-    let TestBed {
-        database,
-        db,
-        topic,
-        partitions,
-    } = TestBed::new(1).await;
-    let orders = valid_orders(1);
-    produce_spread(&partitions, &orders).await;
-    let app = RunningApp::start(settings(&database, &topic, overrides)).await;
-    wait_for(
-        "the order to be stored",
-        Duration::from_secs(60),
-        || async { count_if_exists(&db, "SELECT count(*) FROM orders").await == 1 },
-    )
-    .await;
+    let (app, _, orders) = app_with_stored_orders(1, overrides).await;
     (app, orders[0].0.clone())
 }
 

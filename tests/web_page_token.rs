@@ -170,21 +170,7 @@ impl Browser {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_asks_for_the_token_once_and_keeps_it_for_the_tab() {
-    let TestBed {
-        database,
-        db,
-        topic,
-        partitions,
-    } = TestBed::new(1).await;
-    let orders = valid_orders(2);
-    produce_spread(&partitions, &orders).await;
-    let app = RunningApp::start(settings(&database, &topic, &[("HTTP_AUTH_TOKENS", TOKEN)])).await;
-    wait_for(
-        "the orders to be stored",
-        Duration::from_secs(60),
-        || async { count_if_exists(&db, "SELECT count(*) FROM orders").await == 2 },
-    )
-    .await;
+    let (app, db, orders) = app_with_stored_orders(2, &[("HTTP_AUTH_TOKENS", TOKEN)]).await;
     let second_id: i64 = db
         .query_one(
             "SELECT id FROM orders WHERE order_uid = $1",

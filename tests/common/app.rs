@@ -193,6 +193,30 @@ impl TestBed {
     }
 }
 
+/// `n` random orders produced to a fresh one-partition topic and stored by an app started
+/// with `overrides`: the app, a connection to its database, and the orders.
+pub async fn app_with_stored_orders(
+    n: usize,
+    overrides: &[(&str, &str)],
+) -> (RunningApp, tokio_postgres::Client, Vec<(String, Vec<u8>)>) {
+    let TestBed {
+        database,
+        db,
+        topic,
+        partitions,
+    } = TestBed::new(1).await;
+    let orders = valid_orders(n);
+    produce_spread(&partitions, &orders).await;
+    let app = RunningApp::start(settings(&database, &topic, overrides)).await;
+    wait_for(
+        "the orders to be stored",
+        Duration::from_secs(60),
+        || async { count_if_exists(&db, "SELECT count(*) FROM orders").await == n as i64 },
+    )
+    .await;
+    (app, db, orders)
+}
+
 /// Waits until `condition` holds, polling; fails with `what` after `limit`.
 pub async fn wait_for<F, Fut>(what: &str, limit: Duration, mut condition: F)
 where
