@@ -1,9 +1,11 @@
 //! The application: `Application::build` is the start-up order, `run_until_stopped` the
 //! shutdown order. Every task is a named component of one [`ShutdownManager`].
 //!
-//! Start-up: wait for PostgreSQL and migrate, restore memory, load stored offsets, bind HTTP
-//! (the service is ready from here), then start the batch writers, the offset committer, the
-//! sweeper, the observer, and the Kafka consumer. Kafka being down delays only ingestion.
+//! Start-up: wait for PostgreSQL and migrate, size memory, bind HTTP (orders are read from
+//! PostgreSQL until memory holds them), then start the batch writers, the offset committer,
+//! the sweeper, the observer, and the Kafka consumer, whose lease keeper takes this
+//! instance's partitions and has the restorer load their orders: the service is ready once
+//! those are loaded. Kafka being down delays ingestion and the restore.
 //!
 //! Shutdown, from one token: readers stop fetching, batch writers drain the channel and write
 //! their last batches, the committer stores the final offsets, then HTTP stops and the pools
@@ -24,7 +26,7 @@ use crate::ingest::{run_batch_writer, IngestContext};
 use crate::kafka::{run_consumer, ConsumerContext};
 use crate::observer::{run_observer, ObserverContext};
 use crate::offsets::{run_committer, OffsetTracker};
-use crate::restore::restore_memory;
+use crate::restore::{sized_memory, RestoreLimits};
 use crate::shutdown::{Component, ComponentFailure, ShutdownManager};
 use crate::store::memory::MemoryStore;
 use crate::store::postgres::Database;
@@ -90,6 +92,11 @@ impl Application {
         );
         let manager = ShutdownManager::new(shutdown.clone());
         let topic = settings.kafka_topic.clone();
+        // Sessions named after the instance: operators see whose they are, and a taker finds
+        // those of an instance whose leases expired.
+        settings
+            .database_url
+            .application_name(&crate::store::postgres::leases::session_name(&instance));
         let database = Database::new(
             settings.database_url.clone(),
             settings.database_tls.clone(),
@@ -104,15 +111,21 @@ impl Application {
         retry_until_ok(&connecting, &shutdown, || database.migrate())
             .await
             .ok_or(StartError::Cancelled)?;
-        let memory = if settings.memory_restore {
-            retry_until_ok("restoring memory from PostgreSQL", &shutdown, || {
-                restore_memory(&settings, &database)
-            })
-            .await
-            .ok_or(StartError::Cancelled)?
-        } else {
-            Arc::new(MemoryStore::new())
+        // Memory is filled as partitions are taken (the restorer), so that it holds the
+        // orders this instance owns; it is sized here for all of them.
+        let restore_limits = RestoreLimits {
+            enabled: settings.memory_restore,
+            orders_limit: settings.memory_orders_limit,
+            max_age: settings.memory_max_age,
+            parallelism: std::thread::available_parallelism()
+                .map_or(2, usize::from)
+                .min(settings.db_pool_size),
         };
+        let memory = retry_until_ok("sizing memory for the restore", &shutdown, || {
+            sized_memory(restore_limits, &database)
+        })
+        .await
+        .ok_or(StartError::Cancelled)?;
 
         // Install the metrics recorder before anything records.
         crate::events::prometheus::prometheus();
@@ -139,8 +152,7 @@ impl Application {
         )?;
         tracing::info!(
             port = http_port,
-            orders_in_memory = memory.len(),
-            "HTTP is ready"
+            "HTTP is listening; orders this instance does not hold yet are read from PostgreSQL"
         );
 
         let tracker = Arc::new(OffsetTracker::new());
@@ -213,6 +225,8 @@ impl Application {
                     tracker: Arc::clone(&tracker),
                     events: Arc::clone(&events),
                     sender,
+                    memory: Arc::clone(&memory),
+                    restore_limits,
                 },
                 manager.clone(),
             ),

@@ -191,9 +191,11 @@ pub async fn handle_batch(
     let write_seconds = write_started.elapsed().as_secs_f64();
 
     context.memory.insert_many(inserted.iter().map(|new| {
-        let order = rows[new.row].order;
+        let row = &rows[new.row];
+        let order = row.order;
         ServedOrder::new(
             new.id,
+            row.partition,
             order.order_uid(),
             order.date_created(),
             order.json().clone(),

@@ -1,39 +1,149 @@
-//! The restore at start-up: memory is filled from PostgreSQL with the newest orders that the
-//! sweeper's limits (`MEMORY_ORDERS_LIMIT`, `MEMORY_MAX_AGE`) would keep, before HTTP and
-//! ingestion start. With the batch writers, it is one of the two fillers of memory.
+//! Memory follows ownership. When the lease keeper takes partitions (at start-up, or from an
+//! instance that stopped, died or gave them up), their newest orders within the sweeper's
+//! limits (`MEMORY_ORDERS_LIMIT`, `MEMORY_MAX_AGE`) are read from PostgreSQL into memory;
+//! when it gives partitions up or loses them, their orders leave memory. The restorer does
+//! both, one command at a time in the keeper's order, so a partition taken and given up again
+//! is loaded before it is evicted. The readers do not wait for it: a taken partition is read
+//! at once, and until its orders are loaded HTTP finds them in PostgreSQL.
+//!
+//! With the batch writers, the restorer is one of the two fillers of memory; with the
+//! sweeper, one of the two that empty it.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crate::config::Settings;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff::retry_until_ok;
+use crate::events::{Events, MemoryRestored, PartitionsLoaded, PartitionsUnloaded};
 use crate::store::memory::MemoryStore;
 use crate::store::postgres::{Database, DbError};
 
-/// Reads the orders to keep into a new store. A failed attempt leaves nothing behind: the next
-/// one starts a new store.
-pub async fn restore_memory(
-    settings: &Settings,
+/// What the lease keeper tells the restorer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemoryCommand {
+    /// These partitions were taken: load their orders.
+    Load(Vec<i32>),
+    /// These partitions were given up or lost: evict their orders.
+    Evict(Vec<i32>),
+    /// The first lease round is over: once what it took is loaded, memory is restored.
+    StartupDone,
+}
+
+/// Which orders a restore keeps: the sweeper's limits.
+#[derive(Debug, Clone, Copy)]
+pub struct RestoreLimits {
+    /// `MEMORY_RESTORE`: whether taken partitions are loaded at all.
+    pub enabled: bool,
+    /// `MEMORY_ORDERS_LIMIT`.
+    pub orders_limit: usize,
+    /// `MEMORY_MAX_AGE`.
+    pub max_age: Option<Duration>,
+    /// Connections read at once.
+    pub parallelism: usize,
+}
+
+impl RestoreLimits {
+    /// The oldest `date_created` kept, now.
+    fn created_after(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.max_age
+            .and_then(|age| chrono::Duration::from_std(age).ok())
+            .and_then(|age| chrono::Utc::now().checked_sub_signed(age))
+    }
+}
+
+/// Reads into `memory` the newest orders within `limits` of `partitions` (`None`: every
+/// stored order). Returns how many were loaded. A failed attempt may leave some loaded;
+/// loading them again changes nothing.
+pub async fn restore_partitions(
+    limits: RestoreLimits,
+    database: &Database,
+    memory: &Arc<MemoryStore>,
+    partitions: Option<&[i32]>,
+) -> Result<usize, DbError> {
+    let plan = database
+        .plan_restore(limits.orders_limit, limits.created_after(), partitions)
+        .await?;
+    database
+        .restore_into(memory, &plan, limits.parallelism)
+        .await
+}
+
+/// An empty store sized for every order a restore of all partitions would load, so the
+/// maps never grow step by step through a large restore (each step rehashes them all).
+pub async fn sized_memory(
+    limits: RestoreLimits,
     database: &Database,
 ) -> Result<Arc<MemoryStore>, DbError> {
-    let started = Instant::now();
-    let created_after = settings
-        .memory_max_age
-        .and_then(|age| chrono::Duration::from_std(age).ok())
-        .and_then(|age| chrono::Utc::now().checked_sub_signed(age));
-    let plan = database
-        .plan_restore(settings.memory_orders_limit, created_after)
-        .await?;
-    let memory = Arc::new(MemoryStore::with_capacity(plan.n_orders));
-    let parallelism = std::thread::available_parallelism().map_or(2, usize::from);
-    let restored = database
-        .restore_into(&memory, &plan, parallelism.min(settings.db_pool_size))
-        .await?;
-    let seconds = started.elapsed().as_secs_f64();
-    tracing::info!(
-        restored,
-        seconds,
-        orders_per_second = (restored as f64 / seconds.max(1e-9)) as u64,
-        "memory restored from PostgreSQL"
-    );
-    Ok(memory)
+    let n_orders = if limits.enabled {
+        database
+            .plan_restore(limits.orders_limit, limits.created_after(), None)
+            .await?
+            .n_orders
+    } else {
+        0
+    };
+    Ok(Arc::new(MemoryStore::with_capacity(n_orders)))
+}
+
+/// What the restorer needs.
+#[derive(Debug)]
+pub struct RestorerContext {
+    /// Where orders are read from.
+    pub database: Database,
+    /// Where they go.
+    pub memory: Arc<MemoryStore>,
+    /// Where loads and evictions are reported, and memory marked restored.
+    pub events: Arc<Events>,
+    /// Which orders to keep.
+    pub limits: RestoreLimits,
+    /// The topic's partitions: taking them all at once loads every stored order, on the
+    /// plain scans a single instance has always restored with.
+    pub all_partitions: Vec<i32>,
+}
+
+/// Carries out the keeper's commands until shutdown or until the keeper is gone.
+pub async fn run_restorer(
+    context: RestorerContext,
+    mut commands: mpsc::UnboundedReceiver<MemoryCommand>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let command = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            command = commands.recv() => command,
+        };
+        match command {
+            None => return,
+            Some(MemoryCommand::Load(partitions)) => {
+                if !context.limits.enabled || partitions.is_empty() {
+                    continue;
+                }
+                let mut sorted = partitions.clone();
+                sorted.sort_unstable();
+                let scope = (sorted != context.all_partitions).then_some(sorted.as_slice());
+                let started = Instant::now();
+                let what = format!("loading the orders of partitions {sorted:?}");
+                let loaded = retry_until_ok(&what, &shutdown, || {
+                    restore_partitions(context.limits, &context.database, &context.memory, scope)
+                })
+                .await;
+                let Some(restored) = loaded else { return };
+                context.events.emit(PartitionsLoaded {
+                    partitions: scope,
+                    restored,
+                    seconds: started.elapsed().as_secs_f64(),
+                });
+            }
+            Some(MemoryCommand::Evict(partitions)) => {
+                let evicted = context.memory.evict_partitions(&partitions);
+                context.events.emit(PartitionsUnloaded {
+                    partitions: &partitions,
+                    evicted,
+                });
+            }
+            Some(MemoryCommand::StartupDone) => context.events.emit(MemoryRestored),
+        }
+    }
 }

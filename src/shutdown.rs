@@ -33,6 +33,8 @@ pub enum Component {
     Writer(usize),
     /// The lease keeper: heartbeats, and takes and gives up partition leases.
     LeaseKeeper,
+    /// The restorer: loads the orders of partitions taken, evicts those given up.
+    Restorer,
 }
 
 impl fmt::Display for Component {
@@ -47,6 +49,7 @@ impl fmt::Display for Component {
             Component::HttpServer => f.write_str("http-server"),
             Component::Writer(index) => write!(f, "writer-{index}"),
             Component::LeaseKeeper => f.write_str("lease-keeper"),
+            Component::Restorer => f.write_str("restorer"),
         }
     }
 }

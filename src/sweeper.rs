@@ -100,7 +100,7 @@ mod tests {
     use crate::store::ServedOrder;
 
     fn order(id: i64, created: DateTime<Utc>) -> ServedOrder {
-        ServedOrder::new(id, &format!("uid-{id}"), created, bytes::Bytes::new())
+        ServedOrder::new(id, 0, &format!("uid-{id}"), created, bytes::Bytes::new())
     }
 
     #[tokio::test(start_paused = true)]

@@ -79,7 +79,8 @@ fn only_the_postgres_module_holds_sql() {
 }
 
 #[test]
-fn memory_is_filled_by_the_restore_and_the_batch_writers_and_emptied_by_the_sweeper() {
+fn memory_is_filled_by_the_restore_and_the_batch_writers_and_emptied_by_the_sweeper_and_the_restorer(
+) {
     assert_eq!(
         files_with(".insert_many("),
         ["src/ingest.rs", "src/store/postgres/restore.rs"],
@@ -88,7 +89,12 @@ fn memory_is_filled_by_the_restore_and_the_batch_writers_and_emptied_by_the_swee
     assert_eq!(
         files_with(".evict("),
         ["src/sweeper.rs"],
-        "only the sweeper evicts"
+        "only the sweeper evicts by age and count"
+    );
+    assert_eq!(
+        files_with(".evict_partitions("),
+        ["src/restore.rs"],
+        "only the restorer evicts the orders of partitions given up"
     );
 }
 
@@ -98,6 +104,7 @@ fn http_only_reads() {
         for call in [
             ".insert_many(",
             ".evict(",
+            ".evict_partitions(",
             ".write_batch(",
             ".store_offsets(",
         ] {

@@ -2,8 +2,10 @@
 //! PostgreSQL: three split eight partitions 3/3/2 and each answers any order; one killed with
 //! SIGKILL has its partitions taken over within `LEASE_TTL` + 2 s; one frozen (SIGSTOP) past
 //! its lease is fenced, changes nothing when it wakes, and rejoins; a newcomer gets its half;
-//! SIGTERM hands partitions over at once. Through all of it every order is stored exactly once
-//! and no stored offset ever moves backwards.
+//! SIGTERM hands partitions over at once, and a rolling restart leaves no partition still for
+//! more than 2 s; one frozen in the middle of a batch transaction holds up no takeover; memory
+//! follows the leases. Through all of it every order is stored exactly once and no stored
+//! offset ever moves backwards.
 
 mod common;
 
@@ -27,13 +29,21 @@ struct Instance {
 
 impl Instance {
     fn start(bed: &TestBed, id: &str) -> Instance {
+        Instance::start_with(bed, id, &[("MEMORY_RESTORE", "false")])
+    }
+
+    fn start_with(bed: &TestBed, id: &str, settings: &[(&str, &str)]) -> Instance {
         let port = http_port();
         let mut env = binary_env(&bed.database, &bed.topic, port);
         env.extend([
             ("INSTANCE_ID".to_string(), id.to_string()),
             ("LEASE_TTL".to_string(), "2s".to_string()),
-            ("MEMORY_RESTORE".to_string(), "false".to_string()),
         ]);
+        env.extend(
+            settings
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string())),
+        );
         env.retain(|(name, _)| name != "LOG_LEVEL");
         env.push(("LOG_LEVEL".to_string(), "info,rskafka=error".to_string()));
         let log = LogFile::new(&format!("fleet-{id}"));
@@ -363,12 +373,43 @@ async fn a_frozen_instance_is_fenced_then_rejoins_and_a_newcomer_gets_its_half()
     }
 }
 
+/// The database's clock, which `orders.stored_at` is read from.
+async fn database_now(db: &tokio_postgres::Client) -> chrono::DateTime<chrono::Utc> {
+    db.query_one("SELECT now()", &[])
+        .await
+        .unwrap_or_else(|error| panic!("{error}"))
+        .get(0)
+}
+
+/// For each partition, the longest time between two orders stored from it in `[from, to]`:
+/// how long the partition stood still, as the database saw it.
+async fn longest_still(
+    db: &tokio_postgres::Client,
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+) -> BTreeMap<i32, f64> {
+    db.query(
+        "SELECT kafka_partition, extract(epoch FROM max(gap))::float8 FROM ( \
+             SELECT kafka_partition, stored_at - lag(stored_at) \
+                 OVER (PARTITION BY kafka_partition ORDER BY stored_at) AS gap \
+             FROM orders WHERE stored_at BETWEEN $1 AND $2) AS gaps \
+         GROUP BY kafka_partition",
+        &[&from, &to],
+    )
+    .await
+    .unwrap_or_else(|error| panic!("{error}"))
+    .into_iter()
+    .map(|row| (row.get(0), row.get::<_, Option<f64>>(1).unwrap_or(0.0)))
+    .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_restart_under_load_stores_every_order_once() {
     let bed = TestBed::new(8).await;
     let producer = SteadyProducer::start(&bed);
     let mut instances = three_instances(&bed, ["r1", "r2", "r3"]).await;
     let seen = Mutex::new(HashMap::new());
+    let restart_began = database_now(&bed.db).await;
     for instance in instances.iter_mut() {
         let id = instance.id.clone();
         if let Some(process) = instance.process.take() {
@@ -396,10 +437,200 @@ async fn a_rolling_restart_under_load_stores_every_order_once() {
         )
         .await;
     }
+    // Under a steady stream, no partition stood still for more than 2 s.
+    let restart_ended = database_now(&bed.db).await;
     let produced = producer.stop().await;
     every_order_once(&bed, &produced).await;
     offsets_never_move_back(&bed.db, &bed.topic, &seen).await;
+    let still = longest_still(&bed.db, restart_began, restart_ended).await;
+    assert_eq!(still.len(), 8, "{still:?}");
+    assert!(
+        still.values().all(|seconds| *seconds <= 2.0),
+        "a partition stood still for more than 2 s during the rolling restart: {still:?}"
+    );
     for instance in instances {
         instance.stop();
     }
+}
+
+/// SIGSTOPs `instance` until it is frozen with a batch transaction open (its session holds
+/// lease rows and has a transaction running), and returns that session's state
+/// (`active`: in the middle of a statement such as the COPY; `idle in transaction`: between
+/// two).
+async fn freeze_mid_transaction(db: &tokio_postgres::Client, instance: &Instance) -> String {
+    let name = orderstore::store::postgres::leases::session_name(&instance.id);
+    for attempt in 0..400 {
+        instance.signal("-STOP");
+        let open = db
+            .query_opt(
+                "SELECT activity.state FROM pg_stat_activity AS activity \
+                 WHERE activity.application_name = $1 AND activity.xact_start IS NOT NULL \
+                 AND EXISTS (SELECT 1 FROM pg_locks AS held WHERE held.pid = activity.pid \
+                             AND held.relation = 'partition_leases'::regclass) LIMIT 1",
+                &[&name],
+            )
+            .await
+            .unwrap_or_else(|error| panic!("{error}"));
+        if let Some(row) = open {
+            return row.get(0);
+        }
+        instance.signal("-CONT");
+        tokio::time::sleep(Duration::from_millis(7 + (attempt * 13) % 50)).await;
+    }
+    panic!(
+        "{} was never caught with a batch transaction open",
+        instance.id
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_frozen_mid_transaction_holds_no_takeover_up() {
+    let bed = TestBed::new(8).await;
+    let producer = SteadyProducer::start(&bed);
+    let first = Instance::start(&bed, "steady");
+    let second = Instance::start(&bed, "frozen");
+    wait_for("a 4/4 split", Duration::from_secs(60), || async {
+        split(&bed.db, &bed.topic).await == vec![4, 4]
+    })
+    .await;
+    let seen = Mutex::new(HashMap::new());
+    offsets_never_move_back(&bed.db, &bed.topic, &seen).await;
+
+    let state = freeze_mid_transaction(&bed.db, &second).await;
+    let frozen_at = Instant::now();
+    wait_for(
+        &format!("the partitions of an instance frozen mid-transaction ({state}) taken"),
+        LEASE_TTL + Duration::from_secs(2),
+        || async {
+            offsets_never_move_back(&bed.db, &bed.topic, &seen).await;
+            let owners = owners(&bed.db, &bed.topic).await;
+            owners.len() == 8
+                && owners
+                    .values()
+                    .all(|owner| owner.as_deref() == Some("steady"))
+        },
+    )
+    .await;
+    let taken_after = frozen_at.elapsed();
+    // The new owner's writes of the frozen batch's orders wait on nobody: every partition
+    // stores again.
+    let before = stored_offsets(&bed.db, &bed.topic).await;
+    wait_for(
+        "every partition storing again",
+        Duration::from_secs(4),
+        || async {
+            let now = stored_offsets(&bed.db, &bed.topic).await;
+            (0..8).all(|partition| now.get(&partition) > before.get(&partition))
+        },
+    )
+    .await;
+
+    second.signal("-CONT");
+    wait_for(
+        "the woken instance rejoining",
+        Duration::from_secs(30),
+        || async {
+            offsets_never_move_back(&bed.db, &bed.topic, &seen).await;
+            split(&bed.db, &bed.topic).await == vec![4, 4]
+        },
+    )
+    .await;
+    let produced = producer.stop().await;
+    every_order_once(&bed, &produced).await;
+    offsets_never_move_back(&bed.db, &bed.topic, &seen).await;
+    if state == "active" {
+        // Only the taker ends a transaction stopped mid-statement: PostgreSQL's own timeouts
+        // do not apply while it waits for the client.
+        let steady = without_colours(&first.log.text());
+        assert!(
+            steady.contains("ended a PostgreSQL transaction left open"),
+            "frozen while active, taken after {taken_after:?}, but never ended:\n{steady}"
+        );
+    }
+    for instance in [first, second] {
+        instance.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_follows_the_leases() {
+    let bed = TestBed::new(8).await;
+    let orders = valid_orders(400);
+    produce_spread(&bed.partitions, &orders).await;
+    let in_memory = |instance: &Instance| {
+        let port = instance.port;
+        async move {
+            let ready = http(port, "GET", "/health/ready").await;
+            (ready.status, ready.json()["orders_in_memory"].as_i64())
+        }
+    };
+    let stored_in = |partitions: Vec<i32>| {
+        let db = &bed.db;
+        async move {
+            db.query_one(
+                "SELECT count(*) FROM orders WHERE kafka_partition = ANY($1)",
+                &[&partitions],
+            )
+            .await
+            .unwrap_or_else(|error| panic!("{error}"))
+            .get::<_, i64>(0)
+        }
+    };
+    let owned_by = |id: &'static str| {
+        let (db, topic) = (&bed.db, &bed.topic);
+        async move {
+            owners(db, topic)
+                .await
+                .into_iter()
+                .filter(|(_, owner)| owner.as_deref() == Some(id))
+                .map(|(partition, _)| partition)
+                .collect::<Vec<i32>>()
+        }
+    };
+
+    let first = Instance::start_with(&bed, "first", &[]);
+    wait_until_caught_up(
+        &bed.db,
+        &bed.topic,
+        &bed.partitions,
+        Duration::from_secs(60),
+    )
+    .await;
+    first.stop();
+    // Restarted alone, it owns every partition and is ready once all 400 are in memory.
+    let first = Instance::start_with(&bed, "first", &[]);
+    wait_for(
+        "the first instance ready",
+        Duration::from_secs(60),
+        || async { in_memory(&first).await == (200, Some(400)) },
+    )
+    .await;
+
+    // A second takes half: each holds exactly the orders of the partitions it owns, the
+    // first having evicted what it gave up and the second loaded what it took.
+    let second = Instance::start_with(&bed, "second", &[]);
+    wait_for("a 4/4 split", Duration::from_secs(60), || async {
+        split(&bed.db, &bed.topic).await == vec![4, 4]
+    })
+    .await;
+    for (instance, id) in [(&first, "first"), (&second, "second")] {
+        let expected = stored_in(owned_by(id).await).await;
+        assert!(expected > 0 && expected < 400);
+        wait_for(
+            &format!("{id} holding the {expected} orders of its partitions"),
+            Duration::from_secs(20),
+            || async { in_memory(instance).await == (200, Some(expected)) },
+        )
+        .await;
+    }
+
+    // The first stops: the second takes everything, and loads it.
+    first.stop();
+    wait_for(
+        "the second holding all 400",
+        Duration::from_secs(20),
+        || async { in_memory(&second).await == (200, Some(400)) },
+    )
+    .await;
+    second.stop();
 }

@@ -1,15 +1,17 @@
-//! The lease protocol against real PostgreSQL, instance by instance: heartbeats, the fair
-//! share, takeover of expired leases at a new epoch, and release. (The service does not run
-//! these rounds yet: this is the protocol the fleet is built on.)
+//! The lease protocol against real PostgreSQL, instance by instance, as the service's lease
+//! keeper runs it: heartbeats, the fair share, takeover of expired leases at a new epoch,
+//! release, and the end of a transaction a frozen owner left open.
 
 mod common;
 
 use std::collections::{BTreeMap, HashSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use futures_util::SinkExt;
 
 use common::*;
 use orderstore::fleet::share::{fair_share, round};
-use orderstore::store::postgres::leases::Lease;
+use orderstore::store::postgres::leases::{session_name, Lease};
 use orderstore::store::postgres::Database;
 
 const PARTITIONS: [i32; 8] = [0, 1, 2, 3, 4, 5, 6, 7];
@@ -47,6 +49,10 @@ async fn lease_round(database: &Database, instance: &str, held: &mut Vec<Lease>,
 }
 
 async fn fleet_database() -> Database {
+    fleet_database_and_config().await.0
+}
+
+async fn fleet_database_and_config() -> (Database, tokio_postgres::Config) {
     let config = create_database(&services().admin_url).await;
     create_tables(&config, "orders").await;
     let database = orderstore_database(&config, "orders");
@@ -54,7 +60,7 @@ async fn fleet_database() -> Database {
         .ensure_leases(&PARTITIONS)
         .await
         .unwrap_or_else(|error| panic!("ensure: {error}"));
-    database
+    (database, config)
 }
 
 /// Who owns what, from the table.
@@ -198,4 +204,143 @@ async fn instances_taking_leases_at_once_never_share_one() {
     all.sort_unstable();
     assert_eq!(all, PARTITIONS.to_vec(), "left {left:?}, right {right:?}");
     assert!(left.iter().chain(&right).all(|taken| !taken.from_expired));
+}
+
+/// A frozen instance stopped halfway through sending a batch's COPY keeps its transaction
+/// open, and with it the `FOR SHARE` locks on its lease rows: every taker skips them, and
+/// neither `statement_timeout` nor `idle_in_transaction_session_timeout` ends a COPY that
+/// waits for data. The taker ends it once the owner's leases expired, then takes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_left_open_mid_copy_by_a_frozen_owner_does_not_hold_the_takeover() {
+    let (database, config) = fleet_database_and_config().await;
+    let ttl = Duration::from_millis(800);
+    let taken = database
+        .acquire_leases("zombie", 8, ttl)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(taken.len(), 8);
+    let (partitions, epochs): (Vec<i32>, Vec<i64>) = taken
+        .iter()
+        .map(|taken| (taken.lease.partition, taken.lease.epoch))
+        .unzip();
+
+    // The zombie's batch transaction, as a batch writer opens it: the session timeouts, the
+    // lease rows locked FOR SHARE, then a COPY of which only half a row ever arrives.
+    let mut zombie_config = config.clone();
+    zombie_config.application_name(&session_name("zombie"));
+    let mut zombie = connect_config(&zombie_config).await;
+    let transaction = zombie
+        .transaction()
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    transaction
+        .batch_execute(
+            "SET LOCAL lock_timeout = 800; SET LOCAL statement_timeout = 800; \
+             SET LOCAL idle_in_transaction_session_timeout = 800;",
+        )
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    let locked = transaction
+        .query(
+            "SELECT kafka_partition FROM partition_leases \
+             WHERE kafka_topic = 'orders' AND kafka_partition = ANY($1) AND epoch = ANY($2) \
+             AND owner = 'zombie' FOR SHARE",
+            &[&partitions, &epochs],
+        )
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(locked.len(), 8);
+    let sink = transaction
+        .copy_in::<_, bytes::Bytes>(
+            "COPY orders (order_uid, date_created, body, body_text, kafka_topic, \
+             kafka_partition, kafka_offset) FROM STDIN",
+        )
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    futures_util::pin_mut!(sink);
+    sink.send(bytes::Bytes::from_static(
+        b"zombie-1\t2026-12-01 10:00:00+00\t{",
+    ))
+    .await
+    .unwrap_or_else(|error| panic!("{error}"));
+
+    // Past its lease and past every timeout it set: the COPY still holds the lease rows.
+    tokio::time::sleep(3 * ttl).await;
+    let skipped = database
+        .acquire_leases("taker", 8, ttl)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert!(
+        skipped.is_empty(),
+        "the open transaction's locks did not hold the takeover: {skipped:?}"
+    );
+
+    // What the lease keeper does before taking leases: end that transaction, then take.
+    let started = Instant::now();
+    let ended = database
+        .end_stale_transactions("taker", ttl)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(ended.len(), 1, "{ended:?}");
+    assert_eq!(ended[0].owner, "zombie");
+    assert!(ended[0].ended);
+    let mut taken = Vec::new();
+    while taken.len() < 8 && started.elapsed() < Duration::from_secs(5) {
+        taken.extend(
+            database
+                .acquire_leases("taker", 8 - taken.len(), ttl)
+                .await
+                .unwrap_or_else(|error| panic!("{error}")),
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(taken.len(), 8, "the taker took {taken:?}");
+    assert!(taken.iter().all(|taken| taken.from_expired));
+    assert!(
+        taken
+            .iter()
+            .all(|taken| epochs.contains(&(taken.lease.epoch - 1))),
+        "every lease moved at a new epoch: {taken:?}"
+    );
+    // The zombie's session is gone: nothing it sends now is stored.
+    assert!(
+        sink.finish().await.is_err(),
+        "the zombie's COPY went through"
+    );
+
+    // A live owner's transaction is never ended, however long it has been open: its leases
+    // have not expired.
+    let held: Vec<Lease> = taken.iter().map(|taken| taken.lease).collect();
+    let renewed = database
+        .renew_leases("taker", &held, Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(renewed.len(), 8);
+    let mut live_config = config.clone();
+    live_config.application_name(&session_name("taker"));
+    let mut live = connect_config(&live_config).await;
+    let transaction = live
+        .transaction()
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    transaction
+        .query(
+            "SELECT 1 FROM partition_leases WHERE owner = 'taker' FOR SHARE",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    tokio::time::sleep(2 * ttl).await;
+    let ended = database
+        .end_stale_transactions("newcomer", ttl)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert!(
+        ended.is_empty(),
+        "a live owner's transaction was ended: {ended:?}"
+    );
+    transaction
+        .commit()
+        .await
+        .unwrap_or_else(|error| panic!("the live owner's transaction was ended: {error}"));
 }

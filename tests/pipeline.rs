@@ -267,7 +267,8 @@ async fn a_restarted_instance_serves_the_same_ids_and_stores_nothing_twice() {
         .collect();
     assert_eq!(ids.len(), orders.len());
 
-    // Second instance: memory is restored before HTTP is up; it resumes at the stored offsets.
+    // Second instance: it takes every partition and restores their orders before it is
+    // ready; it resumes at the stored offsets.
     // Then a third, with the stored offsets deleted, replays the whole topic: every order is a
     // counted duplicate and nothing is inserted.
     for replay in [false, true] {
@@ -277,6 +278,7 @@ async fn a_restarted_instance_serves_the_same_ids_and_stores_nothing_twice() {
                 .unwrap_or_else(|error| panic!("{error}"));
         }
         let app = RunningApp::start(settings(&database, &topic, &[])).await;
+        app.restored().await;
         assert_eq!(app.memory().len(), orders.len(), "memory was not restored");
         let port = app.http_port();
         let counters = app.events();
@@ -313,6 +315,7 @@ async fn a_restarted_instance_serves_the_same_ids_and_stores_nothing_twice() {
         &[("MEMORY_ORDERS_LIMIT", "50")],
     ))
     .await;
+    app.restored().await;
     let memory = app.memory();
     assert_eq!(memory.len(), 50);
     for id in &newest {

@@ -21,7 +21,8 @@ pub use ingest::{
 pub use rejections::{RejectionSummary, SummaryLine, SUMMARY_EVERY};
 pub use service::{
     HttpRequestServed, InstanceStarted, KafkaAnswered, KafkaConnectFailed, KafkaFetchFailed,
-    LeaseCause, LeaseChanged, LeasesHeld, OrdersEvicted, StateObserved, WriterProduced,
+    LeaseCause, LeaseChanged, LeasesHeld, MemoryRestored, OrdersEvicted, PartitionsLoaded,
+    PartitionsUnloaded, StaleSessionEnded, StateObserved, WriterProduced,
 };
 
 /// Something the pipeline did, which [`Events::emit`] counts, records and logs.
@@ -98,6 +99,8 @@ pub struct Events {
     kafka_failure: Mutex<Option<String>>,
     /// The partitions whose leases this instance holds.
     owned: Mutex<Vec<i32>>,
+    /// Whether memory holds what this instance took at start-up.
+    restored: AtomicBool,
 }
 
 impl Events {
@@ -134,6 +137,12 @@ impl Events {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Whether memory holds the orders of the partitions this instance took at start-up
+    /// (partitions taken later are loaded while the instance serves).
+    pub fn is_restored(&self) -> bool {
+        self.restored.load(Ordering::Relaxed)
     }
 
     /// Marks Kafka unreachable, for `reason`.

@@ -42,6 +42,10 @@ pub mod names {
     pub const PARTITIONS_OWNED: &str = "orderstore_partitions_owned";
     /// Lease changes, by `cause` (`taken`, `taken_expired`, `released`, `fenced`).
     pub const LEASE_CHANGES: &str = "orderstore_lease_changes_total";
+    /// Orders read from PostgreSQL into memory, at start-up and when partitions are taken.
+    pub const ORDERS_LOADED: &str = "orderstore_orders_loaded_total";
+    /// Transactions of instances whose leases expired, ended so a takeover need not wait.
+    pub const STALE_SESSIONS_ENDED: &str = "orderstore_stale_sessions_ended_total";
     /// HTTP requests, by `route` and `status`.
     pub const HTTP_REQUESTS: &str = "orderstore_http_requests_total";
     /// HTTP request latency, by `route`.

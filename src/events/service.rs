@@ -36,6 +36,64 @@ impl PipelineEvent for OrdersEvicted {
     }
 }
 
+/// The orders of partitions this instance took were read into memory.
+#[derive(Debug)]
+pub struct PartitionsLoaded<'a> {
+    /// The partitions, or `None` for every stored order (this instance owns them all).
+    pub partitions: Option<&'a [i32]>,
+    /// Orders loaded.
+    pub restored: usize,
+    /// How long it took.
+    pub seconds: f64,
+}
+
+impl PipelineEvent for PartitionsLoaded<'_> {
+    fn emit(self, _events: &Events) {
+        counter!(names::ORDERS_LOADED).increment(self.restored as u64);
+        let partitions = match self.partitions {
+            Some(partitions) => format!("{partitions:?}"),
+            None => "all".to_string(),
+        };
+        tracing::info!(
+            restored = self.restored,
+            seconds = self.seconds,
+            orders_per_second = (self.restored as f64 / self.seconds.max(1e-9)) as u64,
+            partitions,
+            "memory restored from PostgreSQL"
+        );
+    }
+}
+
+/// The orders of partitions this instance gave up (released or fenced) left memory.
+#[derive(Debug)]
+pub struct PartitionsUnloaded<'a> {
+    /// The partitions.
+    pub partitions: &'a [i32],
+    /// Orders evicted.
+    pub evicted: usize,
+}
+
+impl PipelineEvent for PartitionsUnloaded<'_> {
+    fn emit(self, _events: &Events) {
+        counter!(names::EVICTIONS, "cause" => "partition_given_up").increment(self.evicted as u64);
+        tracing::info!(
+            partitions = ?self.partitions,
+            evicted = self.evicted,
+            "orders of partitions given up left memory"
+        );
+    }
+}
+
+/// Memory holds what this instance took at start-up: it is ready as far as memory goes.
+#[derive(Debug, Clone, Copy)]
+pub struct MemoryRestored;
+
+impl PipelineEvent for MemoryRestored {
+    fn emit(self, events: &Events) {
+        events.restored.store(true, Ordering::Relaxed);
+    }
+}
+
 /// The broker answered a request.
 #[derive(Debug, Clone, Copy)]
 pub struct KafkaAnswered;
@@ -90,6 +148,27 @@ impl PipelineEvent for LeaseChanged {
             epoch = self.lease.epoch,
             cause = self.cause.as_str(),
             "partition lease changed"
+        );
+    }
+}
+
+/// A session of an instance whose leases expired was ended: it was frozen in the middle of a
+/// batch transaction, whose locks would hold up the takeover (`leases.rs`
+/// `end_stale_transactions`).
+#[derive(Debug)]
+pub struct StaleSessionEnded<'a> {
+    /// The session, its owner and pid.
+    pub session: &'a crate::store::postgres::leases::EndedSession,
+}
+
+impl PipelineEvent for StaleSessionEnded<'_> {
+    fn emit(self, _events: &Events) {
+        counter!(names::STALE_SESSIONS_ENDED).increment(1);
+        tracing::warn!(
+            owner = self.session.owner,
+            pid = self.session.pid,
+            ended = self.session.ended,
+            "ended a PostgreSQL transaction left open by an instance whose leases expired"
         );
     }
 }

@@ -3,7 +3,9 @@
 //! expired: this one was frozen or cut off), gives up the surplus above its fair share (after
 //! their records are durable and their offsets stored, so the next owner resumes exactly
 //! there), and takes free or expired leases up to its share, telling the readers to start
-//! them from their stored offsets. Every change is one INFO line and a metric.
+//! them from their stored offsets. Memory follows: the restorer loads the orders of what is
+//! taken and evicts those of what is given up or lost. Every change is one INFO line and a
+//! metric.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,9 +15,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::share::{fair_share, round};
-use crate::events::{Events, LeaseCause, LeaseChanged, LeasesHeld};
+use crate::events::{Events, LeaseCause, LeaseChanged, LeasesHeld, StaleSessionEnded};
 use crate::kafka::PartitionCommand;
 use crate::offsets::OffsetTracker;
+use crate::restore::MemoryCommand;
 use crate::store::postgres::leases::Lease;
 use crate::store::postgres::{Database, DbError};
 
@@ -34,6 +37,8 @@ pub struct KeeperContext {
     pub readers: HashMap<i32, mpsc::UnboundedSender<PartitionCommand>>,
     /// Whether a given-up partition's records are all durable and stored.
     pub tracker: Arc<OffsetTracker>,
+    /// The restorer, which makes memory follow the leases.
+    pub memory: mpsc::UnboundedSender<MemoryCommand>,
     /// Where lease changes are reported.
     pub events: Arc<Events>,
 }
@@ -59,9 +64,16 @@ pub async fn run_lease_keeper(context: KeeperContext, shutdown: CancellationToke
         }
         Err(error) => tracing::warn!(%error, "reclaiming this instance's leases failed"),
     }
+    let mut started = false;
     loop {
-        if let Err(error) = lease_round(&context, &mut held, &shutdown).await {
-            tracing::warn!(%error, "a lease round failed; retrying next round");
+        match lease_round(&context, &mut held, &shutdown).await {
+            Ok(()) if !started => {
+                // What the first round took is loaded before memory counts as restored.
+                started = true;
+                let _ = context.memory.send(MemoryCommand::StartupDone);
+            }
+            Ok(()) => {}
+            Err(error) => tracing::warn!(%error, "a lease round failed; retrying next round"),
         }
         context.events.emit(LeasesHeld {
             partitions: held.iter().map(|lease| lease.partition).collect(),
@@ -93,13 +105,17 @@ async fn lease_round(
         .filter(|lease| !renewed.contains(lease))
         .copied()
         .collect();
-    for lease in lost {
+    for &lease in &lost {
         stop_reading(context, lease.partition).await;
         context.tracker.stop_partition(lease.partition);
         context.events.emit(LeaseChanged {
             lease,
             cause: LeaseCause::Fenced,
         });
+    }
+    if !lost.is_empty() {
+        let partitions = lost.iter().map(|lease| lease.partition).collect();
+        let _ = context.memory.send(MemoryCommand::Evict(partitions));
     }
     *held = renewed;
 
@@ -126,12 +142,27 @@ async fn lease_round(
         database.release_leases(instance, &[lease]).await?;
         context.tracker.stop_partition(partition);
         held.retain(|held| held.partition != partition);
+        let _ = context.memory.send(MemoryCommand::Evict(vec![partition]));
         context.events.emit(LeaseChanged {
             lease,
             cause: LeaseCause::Released,
         });
     }
 
+    if plan.acquire > 0 {
+        // A frozen owner's open transaction would keep its expired leases from being taken.
+        match database.end_stale_transactions(instance, context.ttl).await {
+            Ok(ended) => {
+                for session in &ended {
+                    context.events.emit(StaleSessionEnded { session });
+                }
+            }
+            Err(error) => tracing::warn!(
+                %error,
+                "ending the transactions of instances whose leases expired failed"
+            ),
+        }
+    }
     let taken = database
         .acquire_leases(instance, plan.acquire, context.ttl)
         .await?;
@@ -161,6 +192,7 @@ async fn start_reading(
     taken: impl Iterator<Item = (Lease, LeaseCause)>,
 ) -> Result<(), DbError> {
     let stored = context.database.load_offsets().await?;
+    let mut loading = Vec::new();
     for (lease, cause) in taken {
         if let Some(reader) = context.readers.get(&lease.partition) {
             let _ = reader.send(PartitionCommand::Start {
@@ -170,9 +202,13 @@ async fn start_reading(
             });
         }
         held.push(lease);
+        loading.push(lease.partition);
         context.events.emit(LeaseChanged { lease, cause });
     }
     held.sort();
+    if !loading.is_empty() {
+        let _ = context.memory.send(MemoryCommand::Load(loading));
+    }
     Ok(())
 }
 

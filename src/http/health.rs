@@ -22,9 +22,12 @@ pub(super) async fn live() -> HttpResponse {
     json_answer(StatusCode::OK, serde_json::json!({ "status": "live" }))
 }
 
-/// Names this instance and the partitions it holds leases on. Ready when memory is restored (always, once HTTP listens: it starts after the restore),
-/// PostgreSQL answers and Kafka answered the last request. 503 says which is missing and why
-/// (the error, e.g. a refused login or a certificate PostgreSQL's CA did not sign).
+/// Names this instance and the partitions it holds leases on. Ready when memory holds the
+/// orders of the partitions it took at start-up, PostgreSQL answers and Kafka answered the
+/// last request. 503 says which is missing and why (the error, e.g. a refused login or a
+/// certificate PostgreSQL's CA did not sign). Partitions taken later are loaded while the
+/// instance stays ready: it answers for them from PostgreSQL meanwhile, so a rolling restart
+/// never takes the whole fleet out of rotation.
 pub(super) async fn ready(state: web::Data<HttpState>) -> HttpResponse {
     let postgres = match tokio::time::timeout(READY_TIMEOUT, state.database.ping()).await {
         Ok(Ok(())) => None,
@@ -41,7 +44,8 @@ pub(super) async fn ready(state: web::Data<HttpState>) -> HttpResponse {
                 .unwrap_or_else(|| "not answered yet".to_string()),
         )
     };
-    let status = if postgres.is_none() && kafka.is_none() {
+    let restored = state.events.is_restored();
+    let status = if postgres.is_none() && kafka.is_none() && restored {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -55,7 +59,7 @@ pub(super) async fn ready(state: web::Data<HttpState>) -> HttpResponse {
     };
     let mut body = serde_json::json!({
         "status": if status == StatusCode::OK { "ready" } else { "not ready" },
-        "restored": true,
+        "restored": restored,
         "postgres": word(&postgres),
         "kafka": word(&kafka),
         "orders_in_memory": state.memory.len(),

@@ -18,7 +18,9 @@ use crate::events::{Events, KafkaAnswered};
 use crate::fake_data::writer::{self, WriterOptions, WriterProgress};
 use crate::fleet::keeper::{run_lease_keeper, KeeperContext};
 use crate::offsets::OffsetTracker;
+use crate::restore::{run_restorer, RestoreLimits, RestorerContext};
 use crate::shutdown::{Component, ShutdownManager};
+use crate::store::memory::MemoryStore;
 use crate::store::postgres::Database;
 
 /// What the Kafka side needs.
@@ -36,6 +38,10 @@ pub struct ConsumerContext {
     pub events: Arc<Events>,
     /// The channel to the batch writers.
     pub sender: mpsc::Sender<KafkaRecord>,
+    /// Memory, which follows the partitions this instance owns.
+    pub memory: Arc<MemoryStore>,
+    /// Which orders memory keeps of them.
+    pub restore_limits: RestoreLimits,
 }
 
 /// Runs the readers (and the writer) until shutdown.
@@ -47,6 +53,8 @@ pub async fn run_consumer(context: ConsumerContext, manager: ShutdownManager) {
         tracker,
         events,
         sender,
+        memory,
+        restore_limits,
     } = context;
     let shutdown = manager.token().clone();
     let Some(client) = connect(&settings, &events, &shutdown).await else {
@@ -127,6 +135,21 @@ pub async fn run_consumer(context: ConsumerContext, manager: ShutdownManager) {
         ));
     }
     drop(sender);
+    let (memory_commands, received) = mpsc::unbounded_channel();
+    tasks.push(manager.spawn(
+        Component::Restorer,
+        run_restorer(
+            RestorerContext {
+                database: database.clone(),
+                memory,
+                events: Arc::clone(&events),
+                limits: restore_limits,
+                all_partitions: partitions.clone(),
+            },
+            received,
+            shutdown.clone(),
+        ),
+    ));
     tasks.push(manager.spawn(
         Component::LeaseKeeper,
         run_lease_keeper(
@@ -137,6 +160,7 @@ pub async fn run_consumer(context: ConsumerContext, manager: ShutdownManager) {
                 partitions,
                 readers,
                 tracker,
+                memory: memory_commands,
                 events,
             },
             shutdown.clone(),

@@ -135,6 +135,35 @@ impl MemoryStore {
             }
         }
     }
+
+    /// Evicts every order read from one of `partitions` (their leases were given up or lost;
+    /// they stay in PostgreSQL). Returns how many. The maps are scanned under their shards'
+    /// read locks, and the orders removed a chunk at a time, as the sweeper removes them.
+    pub fn evict_partitions(&self, partitions: &[i32]) -> usize {
+        if partitions.is_empty() {
+            return 0;
+        }
+        let doomed: Vec<(i64, i64)> = self
+            .by_id
+            .iter()
+            .filter(|entry| partitions.contains(&entry.value().partition))
+            .map(|entry| (entry.value().created_micros, entry.value().id))
+            .collect();
+        for chunk in doomed.chunks(EVICTION_CHUNK) {
+            {
+                let mut by_age = self.by_age.lock().unwrap_or_else(PoisonError::into_inner);
+                for key in chunk {
+                    by_age.remove(key);
+                }
+            }
+            for (_, id) in chunk {
+                if let Some((_, order)) = self.by_id.remove(id) {
+                    self.by_uid.remove(&order.order_uid);
+                }
+            }
+        }
+        doomed.len()
+    }
 }
 
 #[cfg(test)]
@@ -146,6 +175,7 @@ mod tests {
         ServedOrder {
             id,
             order_uid: format!("uid-{id}").into(),
+            partition: (id % 4) as i32,
             created_micros,
             json: Bytes::from(format!("{{\"id\":{id}}}")),
         }
@@ -179,6 +209,20 @@ mod tests {
             }
         );
         assert!(store.is_empty());
+    }
+
+    #[test]
+    fn a_partition_given_up_leaves_memory_and_the_others_stay() {
+        let store = MemoryStore::new();
+        // Partitions 0..4 by id % 4: 250 orders each.
+        store.insert_many((1..=1_000).map(|id| order(id, id)));
+        assert_eq!(store.evict_partitions(&[1, 3]), 500);
+        assert_eq!(store.len(), 500);
+        assert!(store.get_by_id(1).is_none() && store.get_by_uid("uid-3").is_none());
+        assert!(store.get_by_id(2).is_some() && store.get_by_uid("uid-4").is_some());
+        assert_eq!(store.evict_partitions(&[1]), 0);
+        // The age index lost them too: a sweep to 100 evicts exactly 400 more.
+        assert_eq!(store.evict(100, None).by_count, 400);
     }
 
     #[test]

@@ -17,6 +17,9 @@ pub struct ServedOrder {
     pub id: i64,
     /// The order's unique key.
     pub order_uid: Arc<str>,
+    /// The Kafka partition it was read from: memory holds the orders of the partitions this
+    /// instance owns, and gives a partition's up with its lease.
+    pub partition: i32,
     /// `date_created`, in microseconds since the Unix epoch; the sweeper's age.
     pub created_micros: i64,
     /// The order in its served form (see [`crate::order::served_json`]).
@@ -24,11 +27,18 @@ pub struct ServedOrder {
 }
 
 impl ServedOrder {
-    /// Builds the stored form of an order that PostgreSQL gave `id`.
-    pub fn new(id: i64, order_uid: &str, date_created: DateTime<Utc>, json: Bytes) -> Self {
+    /// Builds the stored form of an order that PostgreSQL gave `id`, read from `partition`.
+    pub fn new(
+        id: i64,
+        partition: i32,
+        order_uid: &str,
+        date_created: DateTime<Utc>,
+        json: Bytes,
+    ) -> Self {
         Self {
             id,
             order_uid: order_uid.into(),
+            partition,
             created_micros: date_created.timestamp_micros(),
             json,
         }

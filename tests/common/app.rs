@@ -98,6 +98,17 @@ impl RunningApp {
         Arc::clone(&self.offsets)
     }
 
+    /// Waits until memory holds what the instance took at start-up (its leases are taken
+    /// once Kafka answers, and their orders loaded).
+    pub async fn restored(&self) {
+        let events = self.events();
+        wait_for("memory to be restored", Duration::from_secs(60), || {
+            let restored = events.is_restored();
+            async move { restored }
+        })
+        .await;
+    }
+
     /// Whether the application stopped, which it must not do by itself.
     pub fn is_finished(&self) -> bool {
         self.running.is_finished()

@@ -2,20 +2,25 @@
 
 use std::time::Instant;
 
-use orderstore::app::Application;
 use orderstore::config::Settings;
-use tokio_util::sync::CancellationToken;
+use orderstore::restore::{restore_partitions, sized_memory, RestoreLimits};
+use orderstore::store::postgres::Database;
 
 use crate::measure::connect;
 
-/// Starts orderstore on `database`, which `fill` made, and prints the restore's time, rate and
+/// Restores memory from `database`, which `fill` made, as an instance that takes every
+/// partition at start-up does (sized, then loaded), and prints the restore's time, rate and
 /// memory per order.
 pub async fn restore(mut settings: Settings, database: &str) -> anyhow::Result<()> {
     settings.database_url.dbname(database);
-    settings.memory_restore = true;
-    settings.memory_max_age = None;
-    settings.http_addr = "127.0.0.1:0".parse()?;
-    settings.kafka_brokers = vec!["127.0.0.1:9".into()];
+    let limits = RestoreLimits {
+        enabled: true,
+        orders_limit: settings.memory_orders_limit,
+        max_age: None,
+        parallelism: std::thread::available_parallelism()
+            .map_or(2, usize::from)
+            .min(settings.db_pool_size),
+    };
     let checker = connect(&settings.database_url).await?;
     let row = checker
         .query_one(
@@ -25,11 +30,16 @@ pub async fn restore(mut settings: Settings, database: &str) -> anyhow::Result<(
         .await?;
     let (n_orders, _): (i64, i64) = (row.get(0), row.get(1));
     let resident_before = resident_bytes();
-    let shutdown = CancellationToken::new();
+    let pool = Database::new(
+        settings.database_url.clone(),
+        settings.database_tls.clone(),
+        settings.db_pool_size,
+        &settings.kafka_topic,
+    );
     let started = Instant::now();
-    let app = Application::build(settings, shutdown.clone()).await?;
+    let memory = sized_memory(limits, &pool).await?;
+    restore_partitions(limits, &pool, &memory, None).await?;
     let seconds = started.elapsed().as_secs_f64();
-    let memory = app.memory();
     let json_bytes: usize = memory.json_bytes();
     let resident = resident_bytes().saturating_sub(resident_before);
     println!(
@@ -55,8 +65,7 @@ pub async fn restore(mut settings: Settings, database: &str) -> anyhow::Result<(
         "| resident / JSON | {:.2} |",
         resident as f64 / json_bytes as f64
     );
-    shutdown.cancel();
-    app.run_until_stopped().await?;
+    pool.close();
     Ok(())
 }
 

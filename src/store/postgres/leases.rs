@@ -42,6 +42,26 @@ pub struct LeaseRow {
     pub expired: bool,
 }
 
+/// The `application_name` of `instance`'s PostgreSQL sessions, as `pg_stat_activity` shows
+/// it (PostgreSQL keeps 63 bytes; an `INSTANCE_ID` is ASCII). It names the instance for
+/// operators, and tells a taker which sessions belong to the owner whose lease expired.
+pub fn session_name(instance: &str) -> String {
+    let mut name = format!("orderstore {instance}");
+    name.truncate(63);
+    name
+}
+
+/// A session of an instance whose leases expired, ended by [`Database::end_stale_transactions`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndedSession {
+    /// The instance that owned the expired leases.
+    pub owner: String,
+    /// The server process of its session.
+    pub pid: i32,
+    /// Whether PostgreSQL ended it (false: it had ended meanwhile).
+    pub ended: bool,
+}
+
 fn millis(ttl: Duration) -> i64 {
     i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)
 }
@@ -193,6 +213,47 @@ impl Database {
             .collect();
         renewed.sort();
         Ok(renewed)
+    }
+
+    /// Ends the open transactions of instances whose leases expired that still lock lease
+    /// rows and began more than `ttl` ago: a frozen instance stopped in the middle of a batch
+    /// transaction. Its `FOR SHARE` locks would make every taker skip those leases, and the
+    /// row locks of its uncommitted orders would hold up the new owner's writes of the same
+    /// orders, for as long as it stays frozen: `idle_in_transaction_session_timeout` ends a
+    /// transaction idle between statements, but nothing ends a COPY whose data stopped
+    /// coming (`statement_timeout` is not checked while the server waits for COPY data).
+    /// A live owner renews its leases long before they expire, and its own timeouts end its
+    /// transactions within `ttl`, so only a stuck one is ever ended here.
+    pub async fn end_stale_transactions(
+        &self,
+        instance: &str,
+        ttl: Duration,
+    ) -> Result<Vec<EndedSession>, DbError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT stale.owner, activity.pid, pg_terminate_backend(activity.pid) \
+                 FROM (SELECT DISTINCT owner FROM partition_leases \
+                       WHERE kafka_topic = $1 AND owner <> $2 AND expires_at <= now()) AS stale \
+                 JOIN pg_stat_activity AS activity \
+                   ON activity.application_name = left('orderstore ' || stale.owner, 63) \
+                 WHERE activity.datname = current_database() \
+                   AND activity.pid <> pg_backend_pid() \
+                   AND activity.xact_start <= now() - $3::bigint * interval '1 millisecond' \
+                   AND EXISTS (SELECT 1 FROM pg_locks AS held \
+                               WHERE held.pid = activity.pid AND held.locktype = 'relation' \
+                                 AND held.relation = 'partition_leases'::regclass)",
+                &[&self.topic, &instance, &millis(ttl)],
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| EndedSession {
+                owner: row.get(0),
+                pid: row.get(1),
+                ended: row.get(2),
+            })
+            .collect())
     }
 
     /// Takes up to `wanted` leases that are free or expired, lowest partitions first, each at

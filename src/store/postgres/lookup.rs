@@ -10,7 +10,7 @@ impl Database {
     /// The stored order with this id, read from PostgreSQL.
     pub async fn order_by_id(&self, id: i64) -> Result<Option<ServedOrder>, DbError> {
         self.order_where(
-            "SELECT id, order_uid, date_created, body_text \
+            "SELECT id, kafka_partition, order_uid, date_created, body_text \
              FROM orders WHERE id = $1",
             &id,
         )
@@ -20,7 +20,7 @@ impl Database {
     /// The stored order with this uid, read from PostgreSQL.
     pub async fn order_by_uid(&self, order_uid: &str) -> Result<Option<ServedOrder>, DbError> {
         self.order_where(
-            "SELECT id, order_uid, date_created, body_text \
+            "SELECT id, kafka_partition, order_uid, date_created, body_text \
              FROM orders WHERE order_uid = $1",
             &order_uid,
         )
@@ -41,15 +41,17 @@ impl Database {
     }
 }
 
-/// A row of `id, order_uid, date_created, body_text` as memory holds it. The text is already
+/// A row of `id, kafka_partition, order_uid, date_created, body_text` as memory holds it. The text is already
 /// the served form (see [`crate::jsonb`]), so nothing is parsed.
 pub(super) fn served_order(row: &tokio_postgres::Row) -> Result<ServedOrder, DbError> {
     let id: i64 = row.try_get(0)?;
-    let order_uid: &str = row.try_get(1)?;
-    let date_created: DateTime<Utc> = row.try_get(2)?;
-    let body: String = row.try_get(3)?;
+    let partition: i32 = row.try_get(1)?;
+    let order_uid: &str = row.try_get(2)?;
+    let date_created: DateTime<Utc> = row.try_get(3)?;
+    let body: String = row.try_get(4)?;
     Ok(ServedOrder::new(
         id,
+        partition,
         order_uid,
         date_created,
         Bytes::from(body),

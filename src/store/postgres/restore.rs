@@ -1,5 +1,6 @@
-//! Reading orders back into memory at start-up: planned on the `date_created` index, then
-//! read as id ranges over several connections at once.
+//! Reading orders back into memory, at start-up and when this instance takes partitions:
+//! planned on the `date_created` index, then read as id ranges over several connections at
+//! once.
 
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use super::{Database, DbError};
 use crate::store::memory::MemoryStore;
 
 /// What a restore will read: see [`Database::plan_restore`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RestorePlan {
     /// Orders that will be loaded.
     pub n_orders: usize,
@@ -19,24 +20,29 @@ pub struct RestorePlan {
     max_id: i64,
     /// The oldest order to keep, as `(date_created, id)`: everything at or after it.
     oldest_kept: (Option<DateTime<Utc>>, i64),
+    /// Only orders of this topic's partitions, or (`None`) every order.
+    partitions: Option<Vec<i32>>,
 }
 
 impl Database {
     /// Plans a restore of the newest `limit` orders created at or after `created_after` (any
-    /// age, if `None`): how many there are, and which rows to read. When more orders qualify
-    /// than `limit`, the oldest to keep is found here (on the `date_created` index), so the
-    /// reads are plain filtered scans, never a sort.
+    /// age, if `None`) read from `partitions` of this topic (`None`: every stored order, for
+    /// an instance that owns every partition): how many there are, and which rows to read.
+    /// When more orders qualify than `limit`, the oldest to keep is found here (on the
+    /// `date_created` index), so the reads are plain filtered scans, never a sort.
     pub async fn plan_restore(
         &self,
         limit: usize,
         created_after: Option<DateTime<Utc>>,
+        partitions: Option<&[i32]>,
     ) -> Result<RestorePlan, DbError> {
         let client = self.pool.get().await?;
         let row = client
             .query_one(
                 "SELECT count(*), coalesce(min(id), 0), coalesce(max(id), -1) FROM orders \
-                 WHERE $1::timestamptz IS NULL OR date_created >= $1",
-                &[&created_after],
+                 WHERE ($1::timestamptz IS NULL OR date_created >= $1) \
+                 AND ($3::integer[] IS NULL OR (kafka_topic = $2 AND kafka_partition = ANY($3)))",
+                &[&created_after, &self.topic, &partitions],
             )
             .await?;
         let (count, min_id, max_id): (i64, i64, i64) =
@@ -48,8 +54,9 @@ impl Database {
             let row = client
                 .query_one(
                     "SELECT date_created, id FROM orders \
+                     WHERE $3::integer[] IS NULL OR (kafka_topic = $2 AND kafka_partition = ANY($3)) \
                      ORDER BY date_created DESC, id DESC OFFSET $1 LIMIT 1",
-                    &[&(limit - 1)],
+                    &[&(limit - 1), &self.topic, &partitions],
                 )
                 .await?;
             (Some(row.try_get(0)?), row.try_get(1)?)
@@ -61,6 +68,7 @@ impl Database {
             min_id,
             max_id: if limit == 0 { min_id - 1 } else { max_id },
             oldest_kept,
+            partitions: partitions.map(<[i32]>::to_vec),
         })
     }
 
@@ -77,6 +85,7 @@ impl Database {
         parallelism: usize,
     ) -> Result<usize, DbError> {
         let (min_id, max_id, oldest_kept) = (plan.min_id, plan.max_id, plan.oldest_kept);
+        let partitions = &plan.partitions;
         let parallelism = i64::try_from(parallelism.max(1)).unwrap_or(1);
         let span = (max_id - min_id + 1).max(0);
         let step = (span + parallelism - 1) / parallelism;
@@ -93,9 +102,10 @@ impl Database {
             .map(|(start, end)| {
                 let database = self.clone();
                 let memory = Arc::clone(memory);
+                let partitions = partitions.clone();
                 tokio::spawn(async move {
                     database
-                        .restore_range(&memory, start, end, oldest_kept)
+                        .restore_range(&memory, start, end, oldest_kept, partitions.as_deref())
                         .await
                 })
             })
@@ -115,19 +125,23 @@ impl Database {
         start_id: i64,
         end_id: i64,
         oldest_kept: (Option<DateTime<Utc>>, i64),
+        partitions: Option<&[i32]>,
     ) -> Result<usize, DbError> {
         const CHUNK: usize = 4096;
         let client = self.pool.get().await?;
         let rows = client
             .query_raw(
-                "SELECT id, order_uid, date_created, body_text FROM orders \
+                "SELECT id, kafka_partition, order_uid, date_created, body_text FROM orders \
                  WHERE id >= $1 AND id < $2 \
-                 AND ($3::timestamptz IS NULL OR (date_created, id) >= ($3, $4))",
+                 AND ($3::timestamptz IS NULL OR (date_created, id) >= ($3, $4)) \
+                 AND ($6::integer[] IS NULL OR (kafka_topic = $5 AND kafka_partition = ANY($6)))",
                 [
                     &start_id as &(dyn tokio_postgres::types::ToSql + Sync),
                     &end_id,
                     &oldest_kept.0,
                     &oldest_kept.1,
+                    &self.topic,
+                    &partitions,
                 ],
             )
             .await?;
