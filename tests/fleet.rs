@@ -512,6 +512,7 @@ async fn an_instance_frozen_mid_transaction_holds_no_takeover_up() {
     )
     .await;
     let taken_after = frozen_at.elapsed();
+    eprintln!("frozen with its batch transaction {state}; taken after {taken_after:?}");
     // The new owner's writes of the frozen batch's orders wait on nobody: every partition
     // stores again.
     let before = stored_offsets(&bed.db, &bed.topic).await;
@@ -557,9 +558,16 @@ async fn memory_follows_the_leases() {
     let bed = TestBed::new(8).await;
     let orders = valid_orders(400);
     produce_spread(&bed.partitions, &orders).await;
+    // Readiness and orders in memory; (0, None) while the instance is not listening yet.
     let in_memory = |instance: &Instance| {
         let port = instance.port;
         async move {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_err()
+            {
+                return (0, None);
+            }
             let ready = http(port, "GET", "/health/ready").await;
             (ready.status, ready.json()["orders_in_memory"].as_i64())
         }
@@ -589,6 +597,12 @@ async fn memory_follows_the_leases() {
     };
 
     let first = Instance::start_with(&bed, "first", &[]);
+    wait_for(
+        "the first instance ready",
+        Duration::from_secs(60),
+        || async { in_memory(&first).await.0 == 200 },
+    )
+    .await;
     wait_until_caught_up(
         &bed.db,
         &bed.topic,
