@@ -71,18 +71,24 @@ pub async fn restore_partitions(
 }
 
 /// An empty store sized for every order a restore of all partitions would load, so the
-/// maps never grow step by step through a large restore (each step rehashes them all).
+/// maps never grow step by step through a large restore (each step rehashes them all). The
+/// size is PostgreSQL's estimate of the table's rows, which costs nothing to read; only a
+/// table never analyzed is counted (the count is what a restore's plan costs again).
 pub async fn sized_memory(
     limits: RestoreLimits,
     database: &Database,
 ) -> Result<Arc<MemoryStore>, DbError> {
-    let n_orders = if limits.enabled {
-        database
-            .plan_restore(limits.orders_limit, limits.created_after(), None)
-            .await?
-            .n_orders
-    } else {
-        0
+    if !limits.enabled {
+        return Ok(Arc::new(MemoryStore::new()));
+    }
+    let n_orders = match database.estimate_orders().await? {
+        Some(estimate) => estimate.min(limits.orders_limit),
+        None => {
+            database
+                .plan_restore(limits.orders_limit, limits.created_after(), None)
+                .await?
+                .n_orders
+        }
     };
     Ok(Arc::new(MemoryStore::with_capacity(n_orders)))
 }

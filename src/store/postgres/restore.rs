@@ -72,6 +72,19 @@ impl Database {
         })
     }
 
+    /// PostgreSQL's estimate of the rows in `orders` (from its last `ANALYZE`, autovacuum's
+    /// or anyone's), read without touching the table; `None` before the first.
+    pub async fn estimate_orders(&self) -> Result<Option<usize>, DbError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_one(
+                "SELECT reltuples::int8 FROM pg_class WHERE oid = 'orders'::regclass",
+                &[],
+            )
+            .await?;
+        Ok(usize::try_from(row.try_get::<_, i64>(0)?).ok())
+    }
+
     /// Loads into `memory` the orders of `plan`. Returns how many were loaded.
     ///
     /// PostgreSQL sending the rows and memory taking them in are the cost, so the rows are
