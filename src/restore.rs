@@ -131,10 +131,14 @@ pub async fn run_restorer(
                 let scope = (sorted != context.all_partitions).then_some(sorted.as_slice());
                 let started = Instant::now();
                 let what = format!("loading the orders of partitions {sorted:?}");
-                let loaded = retry_until_ok(&what, &shutdown, || {
+                let loading = retry_until_ok(&what, &shutdown, || {
                     restore_partitions(context.limits, &context.database, &context.memory, scope)
-                })
-                .await;
+                });
+                // A stop does not wait for a restore to finish.
+                let loaded = tokio::select! {
+                    _ = shutdown.cancelled() => None,
+                    loaded = loading => loaded,
+                };
                 let Some(restored) = loaded else { return };
                 context.events.emit(PartitionsLoaded {
                     partitions: scope,
