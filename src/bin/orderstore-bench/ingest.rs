@@ -18,24 +18,34 @@ use crate::ceiling::{copy_orders, parse_documents};
 use crate::measure::{connect, create_database, settle, Phase};
 use crate::Document;
 
-/// Runs the ingest benchmark on a new topic of `n_orders` orders over `n_partitions`.
-pub async fn ingest(
-    mut settings: Settings,
+/// A topic of generated orders, filled before anything reads it.
+pub struct Backlog {
+    /// The topic's name, `bench_<pid>`, which also names the run's databases.
+    pub topic: String,
+    /// The client that made and filled it.
+    pub client: rskafka::client::Client,
+    /// Its partitions.
+    pub partitions: Vec<i32>,
+    /// A producing client per partition.
+    pub producers: Vec<Arc<PartitionClient>>,
+}
+
+/// Creates a new topic of `n_partitions` and fills it with `n_orders` generated orders, as
+/// fast as the broker takes them; `settings` are set to that topic.
+pub async fn fill_topic(
+    settings: &mut Settings,
     n_orders: u64,
     n_partitions: i32,
-    n_rounds: usize,
-) -> anyhow::Result<()> {
-    let run = format!("bench_{}", std::process::id());
-    settings.kafka_topic = run.clone();
+) -> anyhow::Result<Backlog> {
+    let topic = format!("bench_{}", std::process::id());
+    settings.kafka_topic = topic.clone();
     settings.kafka_partitions = n_partitions;
     let never = CancellationToken::new();
-    let client = kafka::connect(&settings, &orderstore::events::Events::default(), &never)
+    let client = kafka::connect(settings, &Events::default(), &never)
         .await
         .context("no Kafka")?;
-    let partitions = kafka::ensure_topic(&client, &settings).await?;
-
-    // Fill the topic before anything reads it.
-    let producers = writer::partition_clients(&client, &run, &partitions, &never)
+    let partitions = kafka::ensure_topic(&client, settings).await?;
+    let producers = writer::partition_clients(&client, &topic, &partitions, &never)
         .await
         .context("no partitions")?;
     let started = Instant::now();
@@ -48,7 +58,7 @@ pub async fn ingest(
     let manager = ShutdownManager::new(never.clone());
     let writers = writer::start_writers(
         &manager,
-        producers,
+        producers.clone(),
         options,
         Arc::new(WriterProgress::default()),
         Arc::new(Events::default()),
@@ -60,10 +70,32 @@ pub async fn ingest(
         bail!("filling the topic failed: {failure}");
     }
     eprintln!(
-        "filled topic {run}: {n_orders} orders, {} partitions, in {:.1} s",
+        "filled topic {topic}: {n_orders} orders, {} partitions, in {:.1} s",
         partitions.len(),
         started.elapsed().as_secs_f64()
     );
+    Ok(Backlog {
+        topic,
+        client,
+        partitions,
+        producers,
+    })
+}
+
+/// Runs the ingest benchmark on a new topic of `n_orders` orders over `n_partitions`.
+pub async fn ingest(
+    mut settings: Settings,
+    n_orders: u64,
+    n_partitions: i32,
+    n_rounds: usize,
+) -> anyhow::Result<()> {
+    // Fill the topic before anything reads it.
+    let Backlog {
+        topic: run,
+        client,
+        partitions,
+        ..
+    } = fill_topic(&mut settings, n_orders, n_partitions).await?;
 
     // (a) The broker alone.
     let admin = settings.database_url.clone();
@@ -210,8 +242,8 @@ async fn run_orderstore(
     Ok(seconds)
 }
 
-/// Puts PostgreSQL back in the same state before a phase: drops the last phase's database,
-/// checkpoints, and has the kernel write out every dirty page.
+/// Every record of the topic, fetched by `n_readers` tasks with the fetch sizes and waits of
+/// orderstore's readers.
 async fn fetch_all(
     client: &rskafka::client::Client,
     topic: &str,

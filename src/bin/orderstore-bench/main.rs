@@ -7,6 +7,10 @@
 //!   COPY of the same orders into `orders`, over `HANDLERS` connections, with the service's own
 //!   COPY encoder (`ceiling.rs`); (c) orderstore from offset 0 until every order is durable.
 //!   Prints orders/s and orderstore's ratio.
+//! - `fleet` (`fleet.rs`): fills a topic the same way, then for each instance count starts that
+//!   many `orderstore` processes on a fresh database, times them until the topic is stored,
+//!   and with two or more, kills one with SIGKILL and times the takeover of its partitions
+//!   (`instances.rs`: the processes, killed whatever way the benchmark ends).
 //! - `fill` (`fill.rs`): writes generated orders straight into orderstore's `orders` table, and
 //!   the file of their uids the HTTP benchmark draws from.
 //! - `restore` (`restore.rs`): times restoring memory from PostgreSQL and measures resident
@@ -18,7 +22,9 @@
 
 mod ceiling;
 mod fill;
+mod fleet;
 mod ingest;
+mod instances;
 mod measure;
 mod restore;
 
@@ -49,6 +55,21 @@ enum Command {
         /// Rounds of (b) and (c); the best time of each counts.
         #[arg(long, default_value_t = 3)]
         rounds: usize,
+    },
+    /// Fleet benchmark: several orderstore processes sharing the topic, then a SIGKILL.
+    Fleet {
+        /// Instance counts, one run each, such as 1,2,3.
+        #[arg(long, value_delimiter = ',', required = true)]
+        instances: Vec<usize>,
+        /// Orders in the topic.
+        #[arg(long, default_value_t = 200_000)]
+        orders: u64,
+        /// Partitions of the topic.
+        #[arg(long, default_value_t = 8)]
+        partitions: i32,
+        /// The instances' LEASE_TTL.
+        #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+        lease_ttl: std::time::Duration,
     },
     /// Fill orderstore's tables in a new database with generated orders.
     Fill {
@@ -82,6 +103,12 @@ async fn main() -> anyhow::Result<()> {
             partitions,
             rounds,
         } => ingest::ingest(settings, orders, partitions, rounds.max(1)).await,
+        Command::Fleet {
+            instances,
+            orders,
+            partitions,
+            lease_ttl,
+        } => fleet::fleet(settings, orders, partitions, &instances, lease_ttl).await,
         Command::Fill {
             orders,
             database,
