@@ -96,7 +96,7 @@ impl Application {
         // those of an instance whose leases expired.
         settings
             .database_url
-            .application_name(&crate::store::postgres::leases::session_name(&instance));
+            .application_name(crate::store::postgres::leases::session_name(&instance));
         let database = Database::new(
             settings.database_url.clone(),
             settings.database_tls.clone(),

@@ -224,6 +224,44 @@ async fn every_order_once(bed: &TestBed, produced: &[String]) {
     );
 }
 
+/// Waits (for `what`, at most `limit`) until `id` owns all eight partitions, watching that no
+/// stored offset moves back meanwhile.
+async fn all_taken_by(
+    bed: &TestBed,
+    seen: &Mutex<HashMap<i32, i64>>,
+    id: &str,
+    what: &str,
+    limit: Duration,
+) {
+    wait_for(what, limit, || async {
+        offsets_never_move_back(&bed.db, &bed.topic, seen).await;
+        let owners = owners(&bed.db, &bed.topic).await;
+        owners.len() == 8 && owners.values().all(|owner| owner.as_deref() == Some(id))
+    })
+    .await;
+}
+
+/// After a frozen instance of two woke up: the 4/4 split is back, and once the producer
+/// stops, every order is stored once and no stored offset ever moved back.
+async fn rejoined_with_every_order_once(
+    bed: &TestBed,
+    producer: SteadyProducer,
+    seen: &Mutex<HashMap<i32, i64>>,
+) {
+    wait_for(
+        "the woken instance rejoining",
+        Duration::from_secs(30),
+        || async {
+            offsets_never_move_back(&bed.db, &bed.topic, seen).await;
+            split(&bed.db, &bed.topic).await == vec![4, 4]
+        },
+    )
+    .await;
+    let produced = producer.stop().await;
+    every_order_once(bed, &produced).await;
+    offsets_never_move_back(&bed.db, &bed.topic, seen).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_split_answer_and_survive_a_kill() {
     let bed = TestBed::new(8).await;
@@ -330,17 +368,12 @@ async fn a_frozen_instance_is_fenced_then_rejoins_and_a_newcomer_gets_its_half()
     let seen = Mutex::new(HashMap::new());
     offsets_never_move_back(&bed.db, &bed.topic, &seen).await;
     second.signal("-STOP");
-    wait_for(
+    all_taken_by(
+        &bed,
+        &seen,
+        "first",
         "the frozen instance's partitions taken",
         LEASE_TTL + Duration::from_secs(4),
-        || async {
-            offsets_never_move_back(&bed.db, &bed.topic, &seen).await;
-            let owners = owners(&bed.db, &bed.topic).await;
-            owners.len() == 8
-                && owners
-                    .values()
-                    .all(|owner| owner.as_deref() == Some("first"))
-        },
     )
     .await;
     // Frozen well past its lease, mid-stream; then it wakes up.
@@ -350,19 +383,7 @@ async fn a_frozen_instance_is_fenced_then_rejoins_and_a_newcomer_gets_its_half()
         offsets_never_move_back(&bed.db, &bed.topic, &seen).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    wait_for(
-        "the woken instance rejoining",
-        Duration::from_secs(30),
-        || async {
-            offsets_never_move_back(&bed.db, &bed.topic, &seen).await;
-            split(&bed.db, &bed.topic).await == vec![4, 4]
-        },
-    )
-    .await;
-
-    let produced = producer.stop().await;
-    every_order_once(&bed, &produced).await;
-    offsets_never_move_back(&bed.db, &bed.topic, &seen).await;
+    rejoined_with_every_order_once(&bed, producer, &seen).await;
     let woken = without_colours(&second.log.text());
     assert!(
         woken.contains("cause=\"fenced\""),
@@ -498,17 +519,12 @@ async fn an_instance_frozen_mid_transaction_holds_no_takeover_up() {
 
     let state = freeze_mid_transaction(&bed.db, &second).await;
     let frozen_at = Instant::now();
-    wait_for(
+    all_taken_by(
+        &bed,
+        &seen,
+        "steady",
         &format!("the partitions of an instance frozen mid-transaction ({state}) taken"),
         LEASE_TTL + Duration::from_secs(2),
-        || async {
-            offsets_never_move_back(&bed.db, &bed.topic, &seen).await;
-            let owners = owners(&bed.db, &bed.topic).await;
-            owners.len() == 8
-                && owners
-                    .values()
-                    .all(|owner| owner.as_deref() == Some("steady"))
-        },
     )
     .await;
     let taken_after = frozen_at.elapsed();
@@ -527,18 +543,7 @@ async fn an_instance_frozen_mid_transaction_holds_no_takeover_up() {
     .await;
 
     second.signal("-CONT");
-    wait_for(
-        "the woken instance rejoining",
-        Duration::from_secs(30),
-        || async {
-            offsets_never_move_back(&bed.db, &bed.topic, &seen).await;
-            split(&bed.db, &bed.topic).await == vec![4, 4]
-        },
-    )
-    .await;
-    let produced = producer.stop().await;
-    every_order_once(&bed, &produced).await;
-    offsets_never_move_back(&bed.db, &bed.topic, &seen).await;
+    rejoined_with_every_order_once(&bed, producer, &seen).await;
     if state == "active" {
         // Only the taker ends a transaction stopped mid-statement: PostgreSQL's own timeouts
         // do not apply while it waits for the client.

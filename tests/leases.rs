@@ -227,7 +227,7 @@ async fn a_transaction_left_open_mid_copy_by_a_frozen_owner_does_not_hold_the_ta
     // The zombie's batch transaction, as a batch writer opens it: the session timeouts, the
     // lease rows locked FOR SHARE, then a COPY of which only half a row ever arrives.
     let mut zombie_config = config.clone();
-    zombie_config.application_name(&session_name("zombie"));
+    zombie_config.application_name(session_name("zombie"));
     let mut zombie = connect_config(&zombie_config).await;
     let transaction = zombie
         .transaction()
@@ -317,7 +317,7 @@ async fn a_transaction_left_open_mid_copy_by_a_frozen_owner_does_not_hold_the_ta
         .unwrap_or_else(|error| panic!("{error}"));
     assert_eq!(renewed.len(), 8);
     let mut live_config = config.clone();
-    live_config.application_name(&session_name("taker"));
+    live_config.application_name(session_name("taker"));
     let mut live = connect_config(&live_config).await;
     let transaction = live
         .transaction()
