@@ -16,19 +16,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
 use orderstore::config::Settings;
-use orderstore::events::Events;
-use orderstore::fake_data::writer::{self, WriterOptions, WriterProgress};
-use orderstore::shutdown::ShutdownManager;
 use rskafka::client::partition::PartitionClient;
-use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::ingest::{fill_topic, Backlog};
 use crate::instances::{connection_string, Fleet};
 use crate::measure::{connect, create_database, settle, Phase};
+use crate::stream::{Stream, STREAM_RATE};
 
-/// Orders per second produced to the topic around a SIGKILL, so that every partition has
-/// records to move on.
-const STREAM_RATE: f64 = 1_000.0;
 /// How often the benchmark reads the offsets and leases.
 const POLL: Duration = Duration::from_millis(10);
 /// Longest the stored offsets may stand still before a run is called stuck.
@@ -379,52 +373,4 @@ async fn live_owners(
         )
         .await?;
     Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
-}
-
-/// A steady stream of generated orders into the topic, until stopped or dropped.
-struct Stream {
-    manager: ShutdownManager,
-    writers: Vec<tokio::task::JoinHandle<()>>,
-    progress: Arc<WriterProgress>,
-    _stop_on_drop: DropGuard,
-}
-
-impl Stream {
-    /// Starts producing [`STREAM_RATE`] orders a second to `producers`.
-    fn start(producers: Vec<Arc<PartitionClient>>) -> Stream {
-        let token = CancellationToken::new();
-        let manager = ShutdownManager::new(token.clone());
-        let progress = Arc::new(WriterProgress::default());
-        let options = WriterOptions {
-            tasks: 1,
-            rate: STREAM_RATE,
-            invalid_ratio: 0.0,
-            count: None,
-        };
-        let writers = writer::start_writers(
-            &manager,
-            producers,
-            options,
-            Arc::clone(&progress),
-            Arc::new(Events::default()),
-        );
-        Stream {
-            manager,
-            writers,
-            progress,
-            _stop_on_drop: token.drop_guard(),
-        }
-    }
-
-    /// Stops the stream and returns how many orders it produced.
-    async fn stop(self) -> anyhow::Result<u64> {
-        self.manager.token().cancel();
-        for writer in self.writers {
-            writer.await?;
-        }
-        if let Some(failure) = self.manager.take_failure() {
-            bail!("the stream failed: {failure}");
-        }
-        Ok(self.progress.produced())
-    }
 }

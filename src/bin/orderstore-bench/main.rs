@@ -10,7 +10,8 @@
 //! - `fleet` (`fleet.rs`): fills a topic the same way, then for each instance count starts that
 //!   many `orderstore` processes on a fresh database, times them until the topic is stored,
 //!   and with two or more, kills one with SIGKILL and times the takeover of its partitions
-//!   (`instances.rs`: the processes, killed whatever way the benchmark ends).
+//!   (`instances.rs`: the processes, killed whatever way the benchmark ends; `stream.rs`: the
+//!   steady stream around the SIGKILL).
 //! - `fill` (`fill.rs`): writes generated orders straight into orderstore's `orders` table, and
 //!   the file of their uids the HTTP benchmark draws from.
 //! - `restore` (`restore.rs`): times restoring memory from PostgreSQL and measures resident
@@ -27,6 +28,7 @@ mod ingest;
 mod instances;
 mod measure;
 mod restore;
+mod stream;
 
 use clap::{Parser, Subcommand};
 use orderstore::config::Settings;
