@@ -156,6 +156,8 @@ pub async fn handle_batch(
                     partition: record.partition,
                     offset: record.offset,
                     raw: record.value.as_deref().unwrap_or_default(),
+                    key: record.key.as_deref(),
+                    headers: Some(&record.headers),
                     reason: rejection.to_string(),
                 });
             }
@@ -279,6 +281,8 @@ async fn write_one_by_one(
                     partition: row.partition,
                     offset: row.offset,
                     raw: row.order.json().as_ref(),
+                    key: None,
+                    headers: None,
                     reason: rejection.to_string(),
                 });
             }
@@ -341,6 +345,8 @@ mod tests {
             offset: 0,
             epoch: 1,
             value: Some(vec![b'x'; n_bytes]),
+            key: None,
+            headers: Default::default(),
         }
     }
 

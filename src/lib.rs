@@ -42,6 +42,8 @@ pub mod restore;
 
 pub mod sweeper;
 
+pub mod dead_letters;
+
 pub mod http;
 
 pub mod app;

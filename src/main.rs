@@ -116,7 +116,7 @@ async fn produce(settings: Settings, options: WriterOptions) -> anyhow::Result<(
     let client = orderstore::kafka::connect(&settings, &events, &shutdown)
         .await
         .context("stopped before Kafka answered")?;
-    let partitions = orderstore::kafka::ensure_topic(&client, &settings)
+    let partitions = orderstore::kafka::ensure_topic(&client, &settings.kafka_topic, &settings)
         .await
         .with_context(|| format!("cannot find or create topic {}", settings.kafka_topic))?;
     let producers =

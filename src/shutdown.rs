@@ -35,6 +35,8 @@ pub enum Component {
     LeaseKeeper,
     /// The restorer: loads the orders of partitions taken, evicts those given up.
     Restorer,
+    /// Publishes rejects to the dead-letter topic.
+    DeadLetters,
 }
 
 impl fmt::Display for Component {
@@ -50,6 +52,7 @@ impl fmt::Display for Component {
             Component::Writer(index) => write!(f, "writer-{index}"),
             Component::LeaseKeeper => f.write_str("lease-keeper"),
             Component::Restorer => f.write_str("restorer"),
+            Component::DeadLetters => f.write_str("dead-letters"),
         }
     }
 }

@@ -99,6 +99,11 @@ pub struct Settings {
     pub database_tls: PostgresTls,
     /// Most PostgreSQL connections in the pool.
     pub db_pool_size: usize,
+    /// The dead-letter topic every rejected record is produced to; `None` turns it off.
+    pub rejects_topic: Option<String>,
+    /// Published rejects older than this are deleted from `rejected_records`; `None` keeps
+    /// them all.
+    pub rejects_retention: Option<Duration>,
     /// Whether memory is filled from PostgreSQL at start-up.
     pub memory_restore: bool,
     /// Most orders kept in memory.
@@ -145,6 +150,8 @@ impl fmt::Debug for Settings {
             .field("kafka_brokers", &self.kafka_brokers)
             .field("kafka_security", &self.kafka_security)
             .field("kafka_topic", &self.kafka_topic)
+            .field("rejects_topic", &self.rejects_topic)
+            .field("rejects_retention", &self.rejects_retention)
             .field("kafka_partitions", &self.kafka_partitions)
             .field("kafka_replication_factor", &self.kafka_replication_factor)
             .field("kafka_readers", &self.kafka_readers)
@@ -217,14 +224,20 @@ impl Settings {
             reader.problem("KAFKA_BROKERS", "a comma-separated list of host:port");
         }
         let kafka_topic = reader.get("KAFKA_TOPIC", "orders");
-        if kafka_topic.len() > 249
-            || !kafka_topic
-                .bytes()
-                .all(|byte| byte.is_ascii_alphanumeric() || b"._-".contains(&byte))
-        {
+        if !is_topic_name(&kafka_topic) {
             reader.problem(
                 "KAFKA_TOPIC",
                 "a topic name of 1 to 249 ASCII letters, digits, '.', '_' or '-'",
+            );
+        }
+        let rejects_topic = reader.get("REJECTS_TOPIC", "");
+        if !rejects_topic.is_empty()
+            && (!is_topic_name(&rejects_topic) || rejects_topic == kafka_topic)
+        {
+            reader.problem(
+                "REJECTS_TOPIC",
+                "empty (no dead-letter topic) or a topic name of 1 to 249 ASCII letters, digits, \
+                 '.', '_' or '-', other than KAFKA_TOPIC",
             );
         }
         let kafka_security = security::kafka_security(&mut reader);
@@ -233,6 +246,9 @@ impl Settings {
             kafka_brokers,
             kafka_security,
             kafka_topic,
+            rejects_topic: Some(rejects_topic).filter(|topic| !topic.is_empty()),
+            rejects_retention: Some(reader.duration("REJECTS_RETENTION", "30days", true))
+                .filter(|age| !age.is_zero()),
             kafka_partitions: reader.number("KAFKA_PARTITIONS", 8, 1..=100_000),
             kafka_replication_factor: reader.number("KAFKA_REPLICATION_FACTOR", 1, 1..=100),
             kafka_readers: reader.number("KAFKA_READERS", 2, 1..=1024),
@@ -343,6 +359,14 @@ impl Settings {
     }
 }
 
+/// Whether `name` is a Kafka topic name: 1 to 249 ASCII letters, digits, '.', '_' or '-'.
+fn is_topic_name(name: &str) -> bool {
+    (1..=249).contains(&name.len())
+        && name
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || b"._-".contains(&byte))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,6 +391,11 @@ mod tests {
             Some(Duration::from_secs(30 * 86_400))
         );
         assert_eq!(settings.database_display(), "localhost:5432/orderstore");
+        assert_eq!(settings.rejects_topic, None);
+        assert_eq!(
+            settings.rejects_retention,
+            Some(Duration::from_secs(30 * 86_400))
+        );
     }
 
     #[test]
@@ -378,8 +407,12 @@ mod tests {
             ("SWEEP_INTERVAL", "250ms"),
             ("LOG_FORMAT", "JSON"),
             ("KAFKA_START_OFFSET", "latest"),
+            ("REJECTS_TOPIC", "orders.rejects"),
+            ("REJECTS_RETENTION", "0"),
         ])
         .unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(settings.rejects_topic.as_deref(), Some("orders.rejects"));
+        assert_eq!(settings.rejects_retention, None);
         assert_eq!(settings.kafka_brokers, vec!["a:1", "b:2"]);
         assert_eq!(settings.batch_writers, 7);
         assert_eq!(settings.memory_max_age, None);
@@ -393,6 +426,9 @@ mod tests {
         let cases = [
             ("KAFKA_BROKERS", "localhost"),
             ("KAFKA_TOPIC", "bad topic"),
+            ("REJECTS_TOPIC", "bad topic"),
+            ("REJECTS_TOPIC", "orders"),
+            ("REJECTS_RETENTION", "a while"),
             ("KAFKA_PARTITIONS", "0"),
             ("KAFKA_READERS", "many"),
             ("KAFKA_START_OFFSET", "middle"),

@@ -20,9 +20,10 @@ pub use ingest::{
 };
 pub use rejections::{RejectionSummary, SummaryLine, SUMMARY_EVERY};
 pub use service::{
-    HttpRequestServed, InstanceStarted, KafkaAnswered, KafkaConnectFailed, KafkaFetchFailed,
-    LeaseCause, LeaseChanged, LeasesHeld, MemoryRestored, OrdersEvicted, PartitionsLoaded,
-    PartitionsUnloaded, StaleSessionEnded, StateObserved, WriterProduced,
+    DeadLettersFailed, DeadLettersPublished, HttpRequestServed, InstanceStarted, KafkaAnswered,
+    KafkaConnectFailed, KafkaFetchFailed, LeaseCause, LeaseChanged, LeasesHeld, MemoryRestored,
+    OrdersEvicted, PartitionsLoaded, PartitionsUnloaded, PublishedRejectsDeleted,
+    StaleSessionEnded, StateObserved, WriterProduced,
 };
 
 /// Something the pipeline did, which [`Events::emit`] counts, records and logs.

@@ -42,6 +42,12 @@ pub mod names {
     pub const PARTITIONS_OWNED: &str = "orderstore_partitions_owned";
     /// Lease changes, by `cause` (`taken`, `taken_expired`, `released`, `fenced`).
     pub const LEASE_CHANGES: &str = "orderstore_lease_changes_total";
+    /// Rejects produced to the dead-letter topic.
+    pub const DEAD_LETTERS: &str = "orderstore_dead_letters_published_total";
+    /// Failed attempts to publish rejects (retried).
+    pub const DEAD_LETTER_FAILURES: &str = "orderstore_dead_letter_failures_total";
+    /// Published rejects deleted after `REJECTS_RETENTION`.
+    pub const REJECTS_DELETED: &str = "orderstore_rejects_deleted_total";
     /// Orders read from PostgreSQL into memory, at start-up and when partitions are taken.
     pub const ORDERS_LOADED: &str = "orderstore_orders_loaded_total";
     /// Transactions of instances whose leases expired, ended so a takeover need not wait.

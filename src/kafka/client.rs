@@ -59,13 +59,16 @@ pub async fn connect(
     }
 }
 
-/// Makes sure the topic exists, creating it with the configured partitions when it does not,
+/// Makes sure `topic` exists, creating it with the configured partitions when it does not,
 /// and returns its partitions.
-pub async fn ensure_topic(client: &Client, settings: &Settings) -> Result<Vec<i32>, KafkaError> {
-    let topic = &settings.kafka_topic;
+pub async fn ensure_topic(
+    client: &Client,
+    topic: &str,
+    settings: &Settings,
+) -> Result<Vec<i32>, KafkaError> {
     for attempt in 0.. {
         let topics = client.list_topics().await?;
-        if let Some(found) = topics.into_iter().find(|found| &found.name == topic) {
+        if let Some(found) = topics.into_iter().find(|found| found.name == topic) {
             if !found.partitions.is_empty() {
                 return Ok(found.partitions.into_iter().collect());
             }
@@ -77,7 +80,7 @@ pub async fn ensure_topic(client: &Client, settings: &Settings) -> Result<Vec<i3
             );
             let controller = client.controller_client()?;
             let created = controller.create_topic(
-                topic.as_str(),
+                topic,
                 settings.kafka_partitions,
                 settings.kafka_replication_factor,
                 10_000,

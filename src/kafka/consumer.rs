@@ -14,6 +14,7 @@ use super::{
 };
 use crate::backoff::retry_until_ok;
 use crate::config::Settings;
+use crate::dead_letters::{run_dead_letters, DeadLetterContext};
 use crate::events::{Events, KafkaAnswered};
 use crate::fake_data::writer::{self, WriterOptions, WriterProgress};
 use crate::fleet::keeper::{run_lease_keeper, KeeperContext};
@@ -61,7 +62,7 @@ pub async fn run_consumer(context: ConsumerContext, manager: ShutdownManager) {
         return;
     };
     let Some(partitions) = retry_until_ok("finding or creating the topic", &shutdown, || {
-        ensure_topic(&client, &settings)
+        ensure_topic(&client, &settings.kafka_topic, &settings)
     })
     .await
     else {
@@ -135,6 +136,44 @@ pub async fn run_consumer(context: ConsumerContext, manager: ShutdownManager) {
         ));
     }
     drop(sender);
+    if let Some(rejects_topic) = settings.rejects_topic.clone() {
+        let Some(dead_letter_partitions) = retry_until_ok(
+            "finding or creating the dead-letter topic",
+            &shutdown,
+            || ensure_topic(&context.client, &rejects_topic, &settings),
+        )
+        .await
+        else {
+            return;
+        };
+        let Some(producers) = writer::partition_clients(
+            &context.client,
+            &rejects_topic,
+            &dead_letter_partitions,
+            &shutdown,
+        )
+        .await
+        else {
+            return;
+        };
+        tracing::info!(
+            topic = rejects_topic,
+            "rejected records go to the dead-letter topic"
+        );
+        tasks.push(manager.spawn(
+            Component::DeadLetters,
+            run_dead_letters(
+                DeadLetterContext {
+                    database: database.clone(),
+                    source_topic: settings.kafka_topic.clone(),
+                    producers,
+                    retention: settings.rejects_retention,
+                    events: Arc::clone(&events),
+                },
+                shutdown.clone(),
+            ),
+        ));
+    }
     let (memory_commands, received) = mpsc::unbounded_channel();
     tasks.push(manager.spawn(
         Component::Restorer,

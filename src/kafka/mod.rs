@@ -29,4 +29,8 @@ pub struct KafkaRecord {
     pub epoch: i64,
     /// Its value; `None` for a record without one (a tombstone).
     pub value: Option<Vec<u8>>,
+    /// Its key, kept for the dead-letter topic should it be rejected.
+    pub key: Option<Vec<u8>>,
+    /// Its headers, kept for the dead-letter topic should it be rejected.
+    pub headers: std::collections::BTreeMap<String, Vec<u8>>,
 }

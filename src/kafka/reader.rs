@@ -241,6 +241,8 @@ async fn read_partition(
                 offset: record.offset,
                 epoch,
                 value: record.record.value,
+                key: record.record.key,
+                headers: record.record.headers,
             };
             tokio::select! {
                 biased;

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 pub use document::{Delivery, Item, Payment, Text, UncheckedOrder};
-pub use rejection::Rejection;
+pub use rejection::{kind_of_rule, Rejection};
 pub use rules::{is_order_uid, MAX_FUTURE_SKEW, MAX_ITEMS, MAX_KEY_CHARS};
 
 /// An order that satisfies the contract, with the JSON form it is stored and served in.

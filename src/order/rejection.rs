@@ -23,28 +23,32 @@ impl Rejection {
     /// A short, stable name for the kind of rejection, used to count rejections by reason
     /// with a bounded set of labels.
     pub fn kind(&self) -> &'static str {
-        let rule = self.rule.as_str();
-        let kinds = [
-            ("PostgreSQL refused", "postgres_refused"),
-            ("record is larger", "too_large"),
-            ("empty record", "empty"),
-            ("not valid UTF-8", "not_utf8"),
-            ("missing field", "missing_field"),
-            ("unknown field", "unknown_field"),
-            ("duplicate field", "duplicate_field"),
-            ("invalid type", "wrong_type"),
-            ("invalid value", "wrong_type"),
-            ("invalid length", "wrong_type"),
-            ("trailing", "not_json"),
-        ];
-        if let Some((_, kind)) = kinds.iter().find(|(start, _)| rule.starts_with(start)) {
-            return kind;
-        }
-        if rule.contains(" at line ") {
-            "not_json"
-        } else {
-            "field_rule"
-        }
+        kind_of_rule(&self.rule)
+    }
+}
+
+/// The kind of rejection a rule names (see [`Rejection::kind`]).
+pub fn kind_of_rule(rule: &str) -> &'static str {
+    let kinds = [
+        ("PostgreSQL refused", "postgres_refused"),
+        ("record is larger", "too_large"),
+        ("empty record", "empty"),
+        ("not valid UTF-8", "not_utf8"),
+        ("missing field", "missing_field"),
+        ("unknown field", "unknown_field"),
+        ("duplicate field", "duplicate_field"),
+        ("invalid type", "wrong_type"),
+        ("invalid value", "wrong_type"),
+        ("invalid length", "wrong_type"),
+        ("trailing", "not_json"),
+    ];
+    if let Some((_, kind)) = kinds.iter().find(|(start, _)| rule.starts_with(start)) {
+        return kind;
+    }
+    if rule.contains(" at line ") {
+        "not_json"
+    } else {
+        "field_rule"
     }
 }
 

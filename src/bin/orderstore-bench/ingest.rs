@@ -44,7 +44,7 @@ pub async fn fill_topic(
     let client = kafka::connect(settings, &Events::default(), &never)
         .await
         .context("no Kafka")?;
-    let partitions = kafka::ensure_topic(&client, settings).await?;
+    let partitions = kafka::ensure_topic(&client, &topic, settings).await?;
     let producers = writer::partition_clients(&client, &topic, &partitions, &never)
         .await
         .context("no partitions")?;

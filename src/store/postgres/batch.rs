@@ -1,13 +1,14 @@
 //! Writing a batch writer's batch: the accepted orders and the rejected records of one batch
 //! in one transaction, with no round trip per order.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use futures_util::{pin_mut, SinkExt};
 
 use super::copy::{encode_copy, COPY_ORDERS};
 use super::leases::{check_leases, LeaseGuard};
+use super::rejects::encode_headers;
 use super::{Database, DbError};
 use crate::order::ValidOrder;
 
@@ -34,6 +35,10 @@ pub struct RejectedRecord<'a> {
     pub offset: i64,
     /// The record value as it arrived (empty for a record without a value).
     pub raw: &'a [u8],
+    /// The record's key, if it had one.
+    pub key: Option<&'a [u8]>,
+    /// The record's headers (`None` where they are not at hand: an order PostgreSQL refused).
+    pub headers: Option<&'a BTreeMap<String, Vec<u8>>>,
     /// Why it was rejected.
     pub reason: String,
 }
@@ -60,15 +65,17 @@ const RESERVE_IDS: &str =
     "SELECT nextval(pg_get_serial_sequence('orders', 'id')) FROM generate_series(1, $1::int8)";
 
 const INSERT_REJECTS: &str = "\
-INSERT INTO rejected_records (kafka_topic, kafka_partition, kafka_offset, raw, reason)
-SELECT $1, part, off, raw, reason
-FROM unnest($2::int4[], $3::int8[], $4::bytea[], $5::text[]) AS batch (part, off, raw, reason)
+INSERT INTO rejected_records
+    (kafka_topic, kafka_partition, kafka_offset, raw, reason, raw_key, raw_headers)
+SELECT $1, part, off, raw, reason, raw_key, raw_headers
+FROM unnest($2::int4[], $3::int8[], $4::bytea[], $5::text[], $6::bytea[], $7::bytea[])
+     AS batch (part, off, raw, reason, raw_key, raw_headers)
 ON CONFLICT (kafka_topic, kafka_partition, kafka_offset) DO NOTHING";
 
 const INSERT_REJECT_AS_HEX: &str = "\
 INSERT INTO rejected_records
-    (kafka_topic, kafka_partition, kafka_offset, raw, raw_encoding, reason)
-VALUES ($1, $2, $3, $4, 'hex', $5)
+    (kafka_topic, kafka_partition, kafka_offset, raw, raw_encoding, reason, raw_key, raw_headers)
+VALUES ($1, $2, $3, $4, 'hex', $5, $6, $7)
 ON CONFLICT (kafka_topic, kafka_partition, kafka_offset) DO NOTHING";
 
 impl Database {
@@ -208,6 +215,8 @@ impl Database {
                     &reject.offset,
                     &hex,
                     &reason,
+                    &reject.key,
+                    &reject.headers.and_then(encode_headers),
                 ],
             )
             .await?;
@@ -231,10 +240,23 @@ impl Database {
             .iter()
             .map(|row| clean_reason(&row.reason))
             .collect();
+        let keys: Vec<Option<&[u8]>> = rejects.iter().map(|row| row.key).collect();
+        let headers: Vec<Option<Vec<u8>>> = rejects
+            .iter()
+            .map(|row| row.headers.and_then(encode_headers))
+            .collect();
         transaction
             .execute(
                 &statement,
-                &[&self.topic, &partitions, &offsets, &raws, &reasons],
+                &[
+                    &self.topic,
+                    &partitions,
+                    &offsets,
+                    &raws,
+                    &reasons,
+                    &keys,
+                    &headers,
+                ],
             )
             .await?;
         Ok(())

@@ -149,6 +149,35 @@ CREATE TABLE IF NOT EXISTS partition_leases (
 );
 "#,
     ),
+    (
+        7,
+        "rejected_records as the dead-letter topic's outbox: key, headers, published_at",
+        r#"
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                   WHERE table_schema = current_schema() AND table_name = 'rejected_records'
+                     AND column_name = 'published_at') THEN
+        -- The record's key and headers as they arrived (headers in orderstore's own
+        -- length-prefixed form, store/postgres/rejects.rs), and when the dead-letter topic's
+        -- broker acknowledged it: NULL while it is still to be published.
+        ALTER TABLE rejected_records
+            ADD COLUMN raw_key bytea,
+            ADD COLUMN raw_headers bytea,
+            ADD COLUMN published_at timestamptz;
+    END IF;
+    IF to_regclass('rejected_records_pending_idx') IS NULL THEN
+        CREATE INDEX rejected_records_pending_idx
+            ON rejected_records (kafka_topic, kafka_partition, kafka_offset)
+            WHERE published_at IS NULL;
+    END IF;
+    IF to_regclass('rejected_records_published_idx') IS NULL THEN
+        CREATE INDEX rejected_records_published_idx
+            ON rejected_records (published_at) WHERE published_at IS NOT NULL;
+    END IF;
+END $$;
+"#,
+    ),
 ];
 
 /// The version a database has once every migration is applied.

@@ -1,0 +1,185 @@
+//! `rejected_records` as the dead-letter topic's outbox: the rejects still to be published
+//! (`published_at IS NULL`), marking them published once the broker acknowledged them, and
+//! deleting published ones past their retention. A record's headers are kept in one `bytea`
+//! in orderstore's own form: per header, the name's length (4 bytes, big-endian), the name,
+//! the value's length, the value.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::{Database, DbError};
+
+/// A rejected record waiting for the dead-letter topic, as it arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingReject {
+    /// Its source partition.
+    pub partition: i32,
+    /// Its source offset.
+    pub offset: i64,
+    /// Its value as it arrived (decoded from hex where PostgreSQL made it keep them so).
+    pub value: Vec<u8>,
+    /// Its key.
+    pub key: Option<Vec<u8>>,
+    /// Its headers.
+    pub headers: BTreeMap<String, Vec<u8>>,
+    /// Why it was rejected: `path: rule`.
+    pub reason: String,
+    /// When it was recorded.
+    pub rejected_at: DateTime<Utc>,
+}
+
+/// Headers in their stored form; `None` for none.
+pub fn encode_headers(headers: &BTreeMap<String, Vec<u8>>) -> Option<Vec<u8>> {
+    if headers.is_empty() {
+        return None;
+    }
+    let mut encoded = Vec::new();
+    for (name, value) in headers {
+        for part in [name.as_bytes(), value.as_slice()] {
+            let length = u32::try_from(part.len()).unwrap_or(u32::MAX);
+            encoded.extend_from_slice(&length.to_be_bytes());
+            encoded.extend_from_slice(part);
+        }
+    }
+    Some(encoded)
+}
+
+/// Headers back from their stored form; what cannot be read (it was not written by
+/// [`encode_headers`]) ends the list.
+pub fn decode_headers(mut encoded: &[u8]) -> BTreeMap<String, Vec<u8>> {
+    let next = |encoded: &mut &[u8]| -> Option<Vec<u8>> {
+        let (length, rest) = encoded.split_first_chunk::<4>()?;
+        let length = usize::try_from(u32::from_be_bytes(*length)).ok()?;
+        let part = rest.get(..length)?.to_vec();
+        *encoded = &rest[length..];
+        Some(part)
+    };
+    let mut headers = BTreeMap::new();
+    while let (Some(name), Some(value)) = (next(&mut encoded), next(&mut encoded)) {
+        headers.insert(String::from_utf8_lossy(&name).into_owned(), value);
+    }
+    headers
+}
+
+/// The bytes of lower-case (or upper-case) hex digits; `None` if they are not hex.
+fn from_hex(digits: &[u8]) -> Option<Vec<u8>> {
+    let value = |digit: u8| char::from(digit).to_digit(16);
+    digits
+        .chunks(2)
+        .map(|pair| match pair {
+            [high, low] => Some(u8::try_from(value(*high)? * 16 + value(*low)?).ok()?),
+            _ => None,
+        })
+        .collect()
+}
+
+impl Database {
+    /// The oldest `limit` rejects of `partitions` not yet published, by partition and offset.
+    pub async fn pending_rejects(
+        &self,
+        partitions: &[i32],
+        limit: usize,
+    ) -> Result<Vec<PendingReject>, DbError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT kafka_partition, kafka_offset, raw, raw_encoding, raw_key, raw_headers, \
+                        reason, rejected_at \
+                 FROM rejected_records \
+                 WHERE kafka_topic = $1 AND kafka_partition = ANY($2) AND published_at IS NULL \
+                 ORDER BY kafka_partition, kafka_offset LIMIT $3",
+                &[
+                    &self.topic,
+                    &partitions,
+                    &i64::try_from(limit).unwrap_or(i64::MAX),
+                ],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let raw: Vec<u8> = row.try_get(2)?;
+                let encoding: &str = row.try_get(3)?;
+                let headers: Option<Vec<u8>> = row.try_get(5)?;
+                Ok(PendingReject {
+                    partition: row.try_get(0)?,
+                    offset: row.try_get(1)?,
+                    value: match encoding {
+                        "hex" => from_hex(&raw).unwrap_or(raw),
+                        _ => raw,
+                    },
+                    key: row.try_get(4)?,
+                    headers: headers.as_deref().map(decode_headers).unwrap_or_default(),
+                    reason: row.try_get(6)?,
+                    rejected_at: row.try_get(7)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Marks the rejects of `partition` at `offsets` published.
+    pub async fn mark_published(&self, partition: i32, offsets: &[i64]) -> Result<(), DbError> {
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "UPDATE rejected_records SET published_at = now() \
+                 WHERE kafka_topic = $1 AND kafka_partition = $2 AND kafka_offset = ANY($3) \
+                 AND published_at IS NULL",
+                &[&self.topic, &partition, &offsets],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes up to `limit` rejects published more than `retention` ago (a small batch, so
+    /// the deletion never holds many locks for long). Returns how many.
+    pub async fn delete_published_rejects(
+        &self,
+        retention: Duration,
+        limit: usize,
+    ) -> Result<u64, DbError> {
+        let client = self.pool.get().await?;
+        let millis = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        Ok(client
+            .execute(
+                "DELETE FROM rejected_records WHERE id IN ( \
+                     SELECT id FROM rejected_records \
+                     WHERE kafka_topic = $1 \
+                       AND published_at < now() - $2::bigint * interval '1 millisecond' \
+                     LIMIT $3)",
+                &[
+                    &self.topic,
+                    &millis,
+                    &i64::try_from(limit).unwrap_or(i64::MAX),
+                ],
+            )
+            .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_come_back_as_they_were_stored() {
+        let headers = BTreeMap::from([
+            ("trace".to_string(), b"abc".to_vec()),
+            ("bytes".to_string(), vec![0, 255, 10]),
+            ("empty".to_string(), Vec::new()),
+        ]);
+        let encoded = encode_headers(&headers).unwrap_or_default();
+        assert_eq!(decode_headers(&encoded), headers);
+        assert_eq!(encode_headers(&BTreeMap::new()), None);
+        // A cut-off encoding keeps what it holds whole.
+        assert_eq!(decode_headers(&encoded[..encoded.len() - 1]).len(), 2);
+    }
+
+    #[test]
+    fn hex_digits_turn_back_into_bytes() {
+        assert_eq!(from_hex(b"00ff7a"), Some(vec![0, 255, 0x7a]));
+        assert_eq!(from_hex(b"0g"), None);
+        assert_eq!(from_hex(b"abc"), None);
+    }
+}

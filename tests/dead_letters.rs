@@ -1,0 +1,269 @@
+//! The dead-letter topic, against real PostgreSQL and tansu: every rejected record arrives
+//! in `REJECTS_TOPIC` with its key, bytes and headers and orderstore's reason headers, once
+//! and in source order per partition, and is marked published in `rejected_records`;
+//! rejects recorded while no dead-letter topic was set are published once one is; published
+//! rejects past `REJECTS_RETENTION` are deleted, and nothing else is.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use common::*;
+use rskafka::client::partition::{Compression, UnknownTopicHandling};
+use rskafka::record::Record;
+
+/// A hostile record: its value, key and headers.
+struct Hostile {
+    value: Vec<u8>,
+    key: Vec<u8>,
+    headers: BTreeMap<String, Vec<u8>>,
+}
+
+/// Produces `n` hostile records per partition of `bed`, between valid orders; returns them
+/// by (partition, offset).
+async fn produce_hostile(bed: &TestBed, n: usize) -> BTreeMap<(i32, i64), Hostile> {
+    let bad_values: [&[u8]; 4] = [
+        b"not json at all",
+        b"{\"order_uid\": 42}",
+        b"\xff\xfe binary",
+        b"[]",
+    ];
+    let mut sent = BTreeMap::new();
+    for partition in &bed.partitions {
+        let mut records = Vec::new();
+        let valid = valid_orders(n);
+        for index in 0..n {
+            records.push(Record {
+                key: None,
+                value: Some(valid[index].1.clone()),
+                headers: BTreeMap::new(),
+                timestamp: rskafka::chrono::Utc::now(),
+            });
+            records.push(Record {
+                key: Some(format!("key-{}-{index}", partition.partition()).into_bytes()),
+                value: Some(bad_values[index % bad_values.len()].to_vec()),
+                headers: BTreeMap::from([("trace".to_string(), vec![index as u8, 0, 255])]),
+                timestamp: rskafka::chrono::Utc::now(),
+            });
+        }
+        let offsets = partition
+            .produce(records.clone(), Compression::NoCompression)
+            .await
+            .unwrap_or_else(|error| panic!("produce failed: {error}"));
+        for (record, offset) in records.into_iter().zip(offsets) {
+            if record.key.is_some() {
+                sent.insert(
+                    (partition.partition(), offset),
+                    Hostile {
+                        value: record.value.unwrap_or_default(),
+                        key: record.key.unwrap_or_default(),
+                        headers: record.headers,
+                    },
+                );
+            }
+        }
+    }
+    sent
+}
+
+/// Every record of `topic`'s `n_partitions` partitions, by partition, in offset order.
+async fn read_topic(topic: &str, n_partitions: i32) -> HashMap<i32, Vec<Record>> {
+    let client = kafka_client().await;
+    let mut read = HashMap::new();
+    for partition in 0..n_partitions {
+        let partition_client = client
+            .partition_client(topic, partition, UnknownTopicHandling::Retry)
+            .await
+            .unwrap_or_else(|error| panic!("cannot open {topic}/{partition}: {error}"));
+        let mut records = Vec::new();
+        let mut offset = 0;
+        loop {
+            let (fetched, high_watermark) = partition_client
+                .fetch_records(offset, 1..10_000_000, 100)
+                .await
+                .unwrap_or_else(|error| panic!("fetch failed: {error}"));
+            for record in fetched {
+                if record.offset >= offset {
+                    offset = record.offset + 1;
+                    records.push(record.record);
+                }
+            }
+            if offset >= high_watermark {
+                break;
+            }
+        }
+        read.insert(partition, records);
+    }
+    read
+}
+
+async fn pending(db: &tokio_postgres::Client) -> (i64, i64) {
+    let row = db
+        .query_one(
+            "SELECT count(*), count(*) FILTER (WHERE published_at IS NULL) FROM rejected_records",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    (row.get(0), row.get(1))
+}
+
+/// What the dead-letter topic holds must be exactly `sent`, each once, in source order.
+fn check_dead_letters(
+    sent: &BTreeMap<(i32, i64), Hostile>,
+    read: &HashMap<i32, Vec<Record>>,
+    source_topic: &str,
+) {
+    let header = |record: &Record, name: &str| {
+        String::from_utf8_lossy(record.headers.get(name).map_or(&[][..], |v| v)).into_owned()
+    };
+    let mut seen = Vec::new();
+    for (dead_letter_partition, records) in read {
+        let mut last_offset: HashMap<i32, i64> = HashMap::new();
+        for record in records {
+            let partition: i32 = header(record, "orderstore.source.partition")
+                .parse()
+                .unwrap_or(-1);
+            let offset: i64 = header(record, "orderstore.source.offset")
+                .parse()
+                .unwrap_or(-1);
+            assert_eq!(partition % 4, *dead_letter_partition);
+            assert!(
+                last_offset.insert(partition, offset).unwrap_or(-1) < offset,
+                "partition {partition}'s rejects out of order at {offset}"
+            );
+            let original = sent
+                .get(&(partition, offset))
+                .unwrap_or_else(|| panic!("not a rejected record: {partition}/{offset}"));
+            assert_eq!(record.value.as_deref(), Some(&original.value[..]));
+            assert_eq!(record.key.as_deref(), Some(&original.key[..]));
+            assert_eq!(record.headers.get("trace"), original.headers.get("trace"));
+            assert_eq!(header(record, "orderstore.source.topic"), source_topic);
+            assert!(!header(record, "orderstore.reason").is_empty());
+            assert!(!header(record, "orderstore.rule").is_empty());
+            assert!(!header(record, "orderstore.path").is_empty());
+            assert!(header(record, "orderstore.rejected_at").contains('T'));
+            seen.push((partition, offset));
+        }
+    }
+    seen.sort_unstable();
+    let expected: Vec<(i32, i64)> = sent.keys().copied().collect();
+    assert_eq!(seen, expected, "every reject once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_reject_reaches_the_dead_letter_topic_once_in_order_with_its_headers() {
+    let bed = TestBed::new(3).await;
+    let sent = produce_hostile(&bed, 40).await;
+    let dead_letters = format!("{}-rejects", bed.topic);
+    let app = RunningApp::start(settings(
+        &bed.database,
+        &bed.topic,
+        &[("REJECTS_TOPIC", dead_letters.as_str())],
+    ))
+    .await;
+    wait_until_caught_up(
+        &bed.db,
+        &bed.topic,
+        &bed.partitions,
+        Duration::from_secs(60),
+    )
+    .await;
+    wait_for(
+        "every reject published",
+        Duration::from_secs(30),
+        || async { pending(&bed.db).await == (sent.len() as i64, 0) },
+    )
+    .await;
+    app.stop().await;
+    check_dead_letters(&sent, &read_topic(&dead_letters, 4).await, &bed.topic);
+    assert_eq!(
+        count(&bed.db, "SELECT count(*) FROM orders").await,
+        120,
+        "the valid orders between them are stored"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejects_recorded_without_a_dead_letter_topic_are_published_once_it_is_set() {
+    let bed = TestBed::new(3).await;
+    let sent = produce_hostile(&bed, 10).await;
+    // Without a dead-letter topic, a reject is recorded and stays pending.
+    let app = RunningApp::start(settings(&bed.database, &bed.topic, &[])).await;
+    wait_until_caught_up(
+        &bed.db,
+        &bed.topic,
+        &bed.partitions,
+        Duration::from_secs(60),
+    )
+    .await;
+    app.stop().await;
+    assert_eq!(pending(&bed.db).await, (30, 30));
+
+    let dead_letters = format!("{}-rejects", bed.topic);
+    let app = RunningApp::start(settings(
+        &bed.database,
+        &bed.topic,
+        &[("REJECTS_TOPIC", dead_letters.as_str())],
+    ))
+    .await;
+    wait_for(
+        "the pending rejects published",
+        Duration::from_secs(30),
+        || async { pending(&bed.db).await == (30, 0) },
+    )
+    .await;
+    app.stop().await;
+    check_dead_letters(&sent, &read_topic(&dead_letters, 4).await, &bed.topic);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_only_published_rejects_older_than_it() {
+    let bed = TestBed::new(1).await;
+    create_tables(&bed.database, &bed.topic).await;
+    bed.db
+        .batch_execute(&format!(
+            "INSERT INTO rejected_records (kafka_topic, kafka_partition, kafka_offset, raw, reason, \
+                                           published_at) \
+             SELECT '{topic}', 0, n, 'x', 'r', CASE \
+                 WHEN n < 1500 THEN now() - interval '2 days' \
+                 WHEN n < 1600 THEN now() - interval '1 hour' \
+                 ELSE NULL END \
+             FROM generate_series(0, 1699) AS n; \
+             INSERT INTO rejected_records (kafka_topic, kafka_partition, kafka_offset, raw, reason, \
+                                           published_at) \
+             VALUES ('another-topic', 0, 0, 'x', 'r', now() - interval '2 days')",
+            topic = bed.topic
+        ))
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    let database = orderstore_database(&bed.database, &bed.topic);
+    let day = Duration::from_secs(24 * 3600);
+    // In batches of 1,000: the 1,500 published two days ago go; the one of another topic,
+    // the 100 published an hour ago and the 100 never published stay.
+    assert_eq!(
+        database.delete_published_rejects(day, 1000).await.ok(),
+        Some(1000)
+    );
+    assert_eq!(
+        database.delete_published_rejects(day, 1000).await.ok(),
+        Some(500)
+    );
+    assert_eq!(
+        database.delete_published_rejects(day, 1000).await.ok(),
+        Some(0)
+    );
+    assert_eq!(
+        count(&bed.db, "SELECT count(*) FROM rejected_records").await,
+        201
+    );
+    assert_eq!(
+        count(
+            &bed.db,
+            "SELECT count(*) FROM rejected_records WHERE published_at IS NULL"
+        )
+        .await,
+        100
+    );
+}
