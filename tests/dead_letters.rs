@@ -1,16 +1,19 @@
 //! The dead-letter topic, against real PostgreSQL and tansu: every rejected record arrives
 //! in `REJECTS_TOPIC` with its key, bytes and headers and orderstore's reason headers, once
 //! and in source order per partition, and is marked published in `rejected_records`;
-//! rejects recorded while no dead-letter topic was set are published once one is; published
-//! rejects past `REJECTS_RETENTION` are deleted, and nothing else is.
+//! rejects recorded while no dead-letter topic was set are published once one is, also after
+//! a SIGKILL and a broker outage while they were pending; published rejects past
+//! `REJECTS_RETENTION` are deleted, and nothing else is.
 
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
+use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use rskafka::client::partition::{Compression, UnknownTopicHandling};
+use rskafka::client::partition::{Compression, PartitionClient, UnknownTopicHandling};
 use rskafka::record::Record;
 
 /// A hostile record: its value, key and headers.
@@ -20,9 +23,12 @@ struct Hostile {
     headers: BTreeMap<String, Vec<u8>>,
 }
 
-/// Produces `n` hostile records per partition of `bed`, between valid orders; returns them
+/// Produces `n` hostile records per partition, between valid orders; returns them
 /// by (partition, offset).
-async fn produce_hostile(bed: &TestBed, n: usize) -> BTreeMap<(i32, i64), Hostile> {
+async fn produce_hostile(
+    partitions: &[Arc<PartitionClient>],
+    n: usize,
+) -> BTreeMap<(i32, i64), Hostile> {
     let bad_values: [&[u8]; 4] = [
         b"not json at all",
         b"{\"order_uid\": 42}",
@@ -30,7 +36,7 @@ async fn produce_hostile(bed: &TestBed, n: usize) -> BTreeMap<(i32, i64), Hostil
         b"[]",
     ];
     let mut sent = BTreeMap::new();
-    for partition in &bed.partitions {
+    for partition in partitions {
         let mut records = Vec::new();
         let valid = valid_orders(n);
         for index in 0..n {
@@ -67,9 +73,10 @@ async fn produce_hostile(bed: &TestBed, n: usize) -> BTreeMap<(i32, i64), Hostil
     sent
 }
 
-/// Every record of `topic`'s `n_partitions` partitions, by partition, in offset order.
-async fn read_topic(topic: &str, n_partitions: i32) -> HashMap<i32, Vec<Record>> {
-    let client = kafka_client().await;
+/// Every record of `topic`'s `n_partitions` partitions on `brokers`, by partition, in offset
+/// order.
+async fn read_topic(brokers: &str, topic: &str, n_partitions: i32) -> HashMap<i32, Vec<Record>> {
+    let client = kafka_client_at(brokers).await;
     let mut read = HashMap::new();
     for partition in 0..n_partitions {
         let partition_client = client
@@ -98,21 +105,23 @@ async fn read_topic(topic: &str, n_partitions: i32) -> HashMap<i32, Vec<Record>>
     read
 }
 
+/// Rejects recorded, and those of them not yet published; (0, 0) before the tables exist.
 async fn pending(db: &tokio_postgres::Client) -> (i64, i64) {
-    let row = db
-        .query_one(
-            "SELECT count(*), count(*) FILTER (WHERE published_at IS NULL) FROM rejected_records",
-            &[],
-        )
-        .await
-        .unwrap_or_else(|error| panic!("{error}"));
-    (row.get(0), row.get(1))
+    let recorded = count_if_exists(db, "SELECT count(*) FROM rejected_records").await;
+    let pending = count_if_exists(
+        db,
+        "SELECT count(*) FROM rejected_records WHERE published_at IS NULL",
+    )
+    .await;
+    (recorded, pending)
 }
 
-/// What the dead-letter topic holds must be exactly `sent`, each once, in source order.
+/// What the dead-letter topic (of `n_partitions`) holds must be exactly `sent`, each once, in
+/// source order.
 fn check_dead_letters(
     sent: &BTreeMap<(i32, i64), Hostile>,
     read: &HashMap<i32, Vec<Record>>,
+    n_partitions: i32,
     source_topic: &str,
 ) {
     let header = |record: &Record, name: &str| {
@@ -128,7 +137,7 @@ fn check_dead_letters(
             let offset: i64 = header(record, "orderstore.source.offset")
                 .parse()
                 .unwrap_or(-1);
-            assert_eq!(partition % 4, *dead_letter_partition);
+            assert_eq!(partition % n_partitions, *dead_letter_partition);
             assert!(
                 last_offset.insert(partition, offset).unwrap_or(-1) < offset,
                 "partition {partition}'s rejects out of order at {offset}"
@@ -155,7 +164,7 @@ fn check_dead_letters(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_reject_reaches_the_dead_letter_topic_once_in_order_with_its_headers() {
     let bed = TestBed::new(3).await;
-    let sent = produce_hostile(&bed, 40).await;
+    let sent = produce_hostile(&bed.partitions, 40).await;
     let dead_letters = format!("{}-rejects", bed.topic);
     let app = RunningApp::start(settings(
         &bed.database,
@@ -177,7 +186,13 @@ async fn every_reject_reaches_the_dead_letter_topic_once_in_order_with_its_heade
     )
     .await;
     app.stop().await;
-    check_dead_letters(&sent, &read_topic(&dead_letters, 4).await, &bed.topic);
+    let brokers = &services().kafka_brokers;
+    check_dead_letters(
+        &sent,
+        &read_topic(brokers, &dead_letters, 4).await,
+        4,
+        &bed.topic,
+    );
     assert_eq!(
         count(&bed.db, "SELECT count(*) FROM orders").await,
         120,
@@ -188,7 +203,7 @@ async fn every_reject_reaches_the_dead_letter_topic_once_in_order_with_its_heade
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejects_recorded_without_a_dead_letter_topic_are_published_once_it_is_set() {
     let bed = TestBed::new(3).await;
-    let sent = produce_hostile(&bed, 10).await;
+    let sent = produce_hostile(&bed.partitions, 10).await;
     // Without a dead-letter topic, a reject is recorded and stays pending.
     let app = RunningApp::start(settings(&bed.database, &bed.topic, &[])).await;
     wait_until_caught_up(
@@ -215,7 +230,13 @@ async fn rejects_recorded_without_a_dead_letter_topic_are_published_once_it_is_s
     )
     .await;
     app.stop().await;
-    check_dead_letters(&sent, &read_topic(&dead_letters, 4).await, &bed.topic);
+    let brokers = &services().kafka_brokers;
+    check_dead_letters(
+        &sent,
+        &read_topic(brokers, &dead_letters, 4).await,
+        4,
+        &bed.topic,
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -265,5 +286,64 @@ async fn retention_deletes_only_published_rejects_older_than_it() {
         )
         .await,
         100
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_rejects_survive_a_sigkill_and_a_broker_outage() {
+    let broker_port = free_port();
+    let proxy_port = free_port();
+    let _broker = KillOnDrop(start_tansu(broker_port, proxy_port));
+    let proxy = Proxy::start(proxy_port, broker_port).await;
+    let brokers = format!("127.0.0.1:{proxy_port}");
+    let database = create_database(&services().admin_url).await;
+    let db = connect_config(&database).await;
+    let topic = unique_name("orders");
+    let partitions = create_topic(&kafka_client_at(&brokers).await, &topic, 3).await;
+    let sent = produce_hostile(&partitions, 10).await;
+    let dead_letters = format!("{topic}-rejects");
+    let env = |dead_letter_topic: bool| {
+        let mut env = binary_env(&database, &topic, http_port());
+        env.retain(|(name, _)| name != "KAFKA_BROKERS");
+        env.push(("KAFKA_BROKERS".into(), brokers.clone()));
+        // One id throughout: each start takes back the leases the killed one held.
+        env.push(("INSTANCE_ID".into(), "dlq".into()));
+        if dead_letter_topic {
+            env.push(("REJECTS_TOPIC".into(), dead_letters.clone()));
+        }
+        env
+    };
+
+    // Recorded by an instance without a dead-letter topic, which is then killed.
+    let first = start_binary(&env(false), Stdio::null());
+    wait_for("the rejects recorded", Duration::from_secs(60), || async {
+        pending(&db).await == (30, 30)
+    })
+    .await;
+    drop(first);
+
+    // The broker is cut off: an instance with the dead-letter topic set cannot publish, and
+    // is killed while every reject is pending.
+    proxy.cut().await;
+    let second = start_binary(&env(true), Stdio::null());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(pending(&db).await, (30, 30));
+    drop(second);
+
+    // The broker is back: the next instance publishes every reject, once, in order.
+    proxy.restore().await;
+    let third = start_binary(&env(true), Stdio::null());
+    wait_for(
+        "every reject published",
+        Duration::from_secs(60),
+        || async { pending(&db).await == (30, 0) },
+    )
+    .await;
+    third.terminate();
+    check_dead_letters(
+        &sent,
+        &read_topic(&brokers, &dead_letters, 8).await,
+        8,
+        &topic,
     );
 }

@@ -15,6 +15,7 @@ mod http;
 mod kafka;
 mod postgres;
 mod process;
+mod proxy;
 mod secure_kafka;
 
 pub use app::*;
@@ -23,6 +24,7 @@ pub use http::*;
 pub use kafka::*;
 pub use postgres::*;
 pub use process::*;
+pub use proxy::*;
 pub use secure_kafka::*;
 
 use std::collections::HashMap;
