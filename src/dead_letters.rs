@@ -132,7 +132,13 @@ pub fn dead_letter(reject: &PendingReject, source_topic: &str) -> Record {
         .unwrap_or((".", reject.reason.as_str()));
     let mut headers: BTreeMap<String, Vec<u8>> = reject.headers.clone();
     for (name, value) in [
-        ("orderstore.reason", kind_of_rule(rule).to_string()),
+        (
+            "orderstore.reason",
+            reject
+                .kind
+                .clone()
+                .unwrap_or_else(|| kind_of_rule(rule).to_string()),
+        ),
         ("orderstore.path", path.to_string()),
         ("orderstore.rule", rule.to_string()),
         ("orderstore.source.topic", source_topic.to_string()),
@@ -192,6 +198,7 @@ mod tests {
             key: Some(b"k".to_vec()),
             headers: BTreeMap::from([("trace".to_string(), b"t-1".to_vec())]),
             reason: "order_uid: invalid type: integer `1`, expected a string".to_string(),
+            kind: None,
             rejected_at: chrono::DateTime::UNIX_EPOCH,
         };
         let record = dead_letter(&reject, "orders");

@@ -159,6 +159,7 @@ pub async fn handle_batch(
                     key: record.key.as_deref(),
                     headers: Some(&record.headers),
                     reason: rejection.to_string(),
+                    kind: rejection.kind(),
                 });
             }
         }
@@ -284,6 +285,7 @@ async fn write_one_by_one(
                     key: None,
                     headers: None,
                     reason: rejection.to_string(),
+                    kind: rejection.kind(),
                 });
             }
         }

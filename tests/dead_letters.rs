@@ -3,7 +3,8 @@
 //! and in source order per partition, and is marked published in `rejected_records`;
 //! rejects recorded while no dead-letter topic was set are published once one is, also after
 //! a SIGKILL and a broker outage while they were pending; published rejects past
-//! `REJECTS_RETENTION` are deleted, and nothing else is.
+//! `REJECTS_RETENTION` are deleted, and nothing else is. `GET /rejects`, `/rejects/summary`
+//! and `/rejects/{id}` say what the table says, behind the orders' token.
 
 mod common;
 
@@ -346,4 +347,139 @@ async fn pending_rejects_survive_a_sigkill_and_a_broker_outage() {
         8,
         &topic,
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reject_routes_say_what_the_table_says_behind_the_token() {
+    const TOKEN: &str = "reject-routes-token-0123456789";
+    let bed = TestBed::new(3).await;
+    let sent = produce_hostile(&bed.partitions, 10).await;
+    let app = RunningApp::start(settings(
+        &bed.database,
+        &bed.topic,
+        &[("HTTP_AUTH_TOKENS", TOKEN)],
+    ))
+    .await;
+    wait_until_caught_up(
+        &bed.db,
+        &bed.topic,
+        &bed.partitions,
+        Duration::from_secs(60),
+    )
+    .await;
+    let port = app.http_port();
+    let bearer = format!("Bearer {TOKEN}");
+    let get = |path: String| {
+        let bearer = bearer.clone();
+        async move { http_with(port, "GET", &path, &[("Authorization", &bearer)]).await }
+    };
+    for path in ["/rejects", "/rejects/summary", "/rejects/1"] {
+        assert_eq!(http(port, "GET", path).await.status, 401, "{path}");
+    }
+
+    // The summary: the table's count per kind.
+    let summary = get("/rejects/summary".into()).await;
+    assert_eq!(summary.status, 200);
+    let summary = summary.json();
+    assert_eq!(summary["total"], 30);
+    assert_eq!(
+        summary["pending"], 30,
+        "no dead-letter topic: every reject pending"
+    );
+    let table: HashMap<String, i64> = bed
+        .db
+        .query(
+            "SELECT reason_kind, count(*) FROM rejected_records GROUP BY 1",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|error| panic!("{error}"))
+        .into_iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    let listed: HashMap<String, i64> = summary["reasons"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|kind| {
+            (
+                kind["reason"].as_str().unwrap_or_default().to_string(),
+                kind["count"].as_i64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(listed, table);
+    assert!(table.contains_key("not_json") && table.contains_key("wrong_type"));
+
+    // Pages of 7, newest first, walked by their cursor, list every reject once.
+    let mut walked = Vec::new();
+    let mut path = "/rejects?limit=7".to_string();
+    loop {
+        let page = get(path.clone()).await.json();
+        let rejects = page["rejects"].as_array().cloned().unwrap_or_default();
+        assert!(rejects.len() <= 7);
+        walked.extend(rejects.iter().map(|reject| {
+            (
+                reject["id"].as_i64().unwrap_or(0),
+                reject["partition"].as_i64().unwrap_or(-1) as i32,
+                reject["offset"].as_i64().unwrap_or(-1),
+            )
+        }));
+        match page["next"].as_str() {
+            Some(next) => path = format!("/rejects?limit=7&before={next}"),
+            None => break,
+        }
+    }
+    assert!(
+        walked.windows(2).all(|pair| pair[0].0 > pair[1].0),
+        "newest first"
+    );
+    let mut positions: Vec<(i32, i64)> = walked.iter().map(|(_, p, o)| (*p, *o)).collect();
+    positions.sort_unstable();
+    assert_eq!(positions, sent.keys().copied().collect::<Vec<_>>());
+
+    // Filters.
+    let partition_one = get("/rejects?partition=1&limit=1000".into()).await.json();
+    let rejects = partition_one["rejects"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(rejects.len(), 10);
+    assert!(rejects.iter().all(|reject| reject["partition"] == 1));
+    let not_json = get("/rejects?reason=not_json".into()).await.json();
+    let rejects = not_json["rejects"].as_array().cloned().unwrap_or_default();
+    assert_eq!(rejects.len() as i64, table["not_json"]);
+    assert!(rejects.iter().all(|reject| reject["reason"] == "not_json"));
+    for bad in [
+        "/rejects?limit=1001",
+        "/rejects?partition=x",
+        "/rejects?colour=red",
+    ] {
+        let answer = get(bad.into()).await;
+        assert_eq!(answer.status, 400, "{bad}");
+        assert!(answer.json()["error"].is_string());
+    }
+
+    // One reject whole: the record as it arrived.
+    let (id, partition, offset) = walked[0];
+    let one = get(format!("/rejects/{id}")).await;
+    assert_eq!(one.status, 200);
+    let one = one.json();
+    let original = &sent[&(partition, offset)];
+    assert_eq!(
+        one["value_hex"].as_str().unwrap_or_default(),
+        original
+            .value
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    assert_eq!(
+        one["key"].as_str().map(str::as_bytes),
+        Some(&original.key[..])
+    );
+    assert!(one["headers"].get("trace").is_some());
+    assert_eq!(get("/rejects/999999".into()).await.status, 404);
+    assert_eq!(get("/rejects/abc".into()).await.status, 400);
+    app.stop().await;
 }

@@ -7,13 +7,14 @@
 //!
 //! 200 carries the order's JSON and `X-Order-Id`; 400 (malformed id or uid) and 404 carry
 //! `{"error": "..."}`. Also `/` (a search page), `/metrics` (Prometheus), `/health/live` and
-//! `/health/ready`. Memory answers first; an order that the sweeper evicted, or that is not
+//! `/health/ready`, and the rejected records: `/rejects`, `/rejects/summary`, `/rejects/{id}`. Memory answers first; an order that the sweeper evicted, or that is not
 //! restored, is read from PostgreSQL. HTTP only reads: it never changes memory or PostgreSQL.
 //!
-//! With `HTTP_AUTH_TOKENS` set, the order routes and `/metrics` need a bearer token
+//! With `HTTP_AUTH_TOKENS` set, the order and reject routes and `/metrics` need a bearer token
 //! (`auth.rs`); with `HTTP_TLS_CERT_FILE` and `HTTP_TLS_KEY_FILE`, the server speaks HTTPS.
 //!
-//! `routes.rs` names the route of a path, `orders.rs` answers the order routes, `health.rs`
+//! `routes.rs` names the route of a path, `orders.rs` answers the order routes, `rejects.rs`
+//! the reject routes, `health.rs`
 //! the probes and metrics, `pages.rs` the search page; every request is reported as an
 //! [`HttpRequestServed`] event.
 
@@ -21,6 +22,7 @@ pub mod auth;
 mod health;
 mod orders;
 mod pages;
+pub mod rejects;
 mod routes;
 
 use std::net::TcpListener;
@@ -28,8 +30,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::dev::{Server, Service};
-use actix_web::http::{header, StatusCode};
-use actix_web::{guard, web, App, HttpResponse, HttpServer};
+use actix_web::http::{header, Method, StatusCode};
+use actix_web::{guard, web, App, HttpRequest, HttpResponse, HttpServer};
 use futures_util::future::Either;
 use rustls::ServerConfig;
 
@@ -109,13 +111,15 @@ pub fn build_server(
             .route("/health/ready", reading().to(health::ready))
             .route("/app.js", reading().to(pages::page_script))
             .route("/app.css", reading().to(pages::page_style))
+            .route("/rejects", reading().to(rejects::list))
+            .route("/rejects/summary", reading().to(rejects::summary))
             .service(
                 web::resource("/orders")
                     .route(reading().to(orders::order_by_query))
                     .default_service(web::to(method_not_allowed)),
             )
             // `/orders/{id}` and `/orders/uid/{order_uid}`: see `orders::order_by_path`.
-            .default_service(web::to(orders::order_by_path))
+            .default_service(web::to(keyed_route))
     })
     .disable_signals()
     .shutdown_timeout(5);
@@ -129,6 +133,20 @@ pub fn build_server(
         None => server.listen(listener)?,
     };
     Ok(server.run())
+}
+
+/// Every other path: the order routes and `/rejects/{id}`, which have a key in the path and
+/// are told apart by [`routes::route_label`] (see `orders.rs`), and 404 for the rest.
+async fn keyed_route(request: HttpRequest, state: web::Data<HttpState>) -> HttpResponse {
+    let route = routes::route_label(request.path());
+    if route != routes::REJECT_BY_ID {
+        return orders::order_by_path(&request, &state, route).await;
+    }
+    if !matches!(*request.method(), Method::GET | Method::HEAD) {
+        return method_not_allowed().await;
+    }
+    let id = request.path().rsplit('/').next().unwrap_or_default();
+    rejects::by_id(id, &state).await
 }
 
 fn reading() -> actix_web::Route {

@@ -4,7 +4,7 @@
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::routes::{route_label, ORDER_BY_ID, ORDER_BY_UID};
+use super::routes::{ORDER_BY_ID, ORDER_BY_UID};
 use super::{error, method_not_allowed, mime_json, no_such_route, HttpState, NO_SNIFF};
 use crate::order::is_order_uid;
 use crate::store::ServedOrder;
@@ -21,11 +21,11 @@ enum OrderKey<'a> {
 /// actix's router, which matches every path parameter with a regular expression on every
 /// request (its cost is in README, Performance, and docs/performance-history.md).
 pub(super) async fn order_by_path(
-    request: HttpRequest,
-    state: web::Data<HttpState>,
+    request: &HttpRequest,
+    state: &HttpState,
+    route: &'static str,
 ) -> HttpResponse {
     let path = request.path();
-    let route = route_label(path);
     let by_id = route == ORDER_BY_ID;
     if !by_id && route != ORDER_BY_UID {
         return no_such_route().await;
@@ -38,11 +38,11 @@ pub(super) async fn order_by_path(
     let key = percent_decoded(raw);
     match (by_id, key.as_deref()) {
         (true, Some(raw)) => match parse_id(raw) {
-            Some(id) => answer(&state, OrderKey::Id(id)).await,
+            Some(id) => answer(state, OrderKey::Id(id)).await,
             None => malformed_id(),
         },
         (true, None) => malformed_id(),
-        (false, Some(raw)) if is_order_uid(raw) => answer(&state, OrderKey::Uid(raw)).await,
+        (false, Some(raw)) if is_order_uid(raw) => answer(state, OrderKey::Uid(raw)).await,
         (false, _) => malformed_uid(),
     }
 }

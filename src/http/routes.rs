@@ -5,6 +5,8 @@
 pub(super) const ORDER_BY_ID: &str = "/orders/{id}";
 /// The route of `GET /orders/uid/{order_uid}`, as [`route_label`] names it.
 pub(super) const ORDER_BY_UID: &str = "/orders/uid/{order_uid}";
+/// The route of `GET /rejects/{id}`, as [`route_label`] names it.
+pub(super) const REJECT_BY_ID: &str = "/rejects/{id}";
 
 /// The route pattern a path is served by, as a metric label. actix can say it too
 /// (`match_pattern`), but it matches the path again and allocates a string on every request;
@@ -18,6 +20,16 @@ pub(super) fn route_label(path: &str) -> &'static str {
         "/health/ready" => "/health/ready",
         "/app.js" => "/app.js",
         "/app.css" => "/app.css",
+        "/rejects" => "/rejects",
+        "/rejects/summary" => "/rejects/summary",
+        _ if path.starts_with("/rejects/") => {
+            let id = &path["/rejects/".len()..];
+            if id.is_empty() || id.contains('/') {
+                "unmatched"
+            } else {
+                REJECT_BY_ID
+            }
+        }
         _ => match path.strip_prefix("/orders/") {
             Some(rest)
                 if rest.len() > 4 && rest.starts_with("uid/") && !rest[4..].contains('/') =>
@@ -61,6 +73,11 @@ mod tests {
             ("/health/ready", "/health/ready"),
             ("/app.js", "/app.js"),
             ("/app.css", "/app.css"),
+            ("/rejects", "/rejects"),
+            ("/rejects/summary", "/rejects/summary"),
+            ("/rejects/12", "/rejects/{id}"),
+            ("/rejects/", "unmatched"),
+            ("/rejects/12/x", "unmatched"),
             ("/nothing", "unmatched"),
         ];
         for (path, label) in cases {

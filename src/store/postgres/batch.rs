@@ -41,6 +41,8 @@ pub struct RejectedRecord<'a> {
     pub headers: Option<&'a BTreeMap<String, Vec<u8>>>,
     /// Why it was rejected.
     pub reason: String,
+    /// The kind of rejection ([`crate::order::Rejection::kind`]).
+    pub kind: &'static str,
 }
 
 /// A newly stored order: the id PostgreSQL gave it, and its place in the batch written.
@@ -66,16 +68,18 @@ const RESERVE_IDS: &str =
 
 const INSERT_REJECTS: &str = "\
 INSERT INTO rejected_records
-    (kafka_topic, kafka_partition, kafka_offset, raw, reason, raw_key, raw_headers)
-SELECT $1, part, off, raw, reason, raw_key, raw_headers
-FROM unnest($2::int4[], $3::int8[], $4::bytea[], $5::text[], $6::bytea[], $7::bytea[])
-     AS batch (part, off, raw, reason, raw_key, raw_headers)
+    (kafka_topic, kafka_partition, kafka_offset, raw, reason, raw_key, raw_headers, reason_kind)
+SELECT $1, part, off, raw, reason, raw_key, raw_headers, kind
+FROM unnest($2::int4[], $3::int8[], $4::bytea[], $5::text[], $6::bytea[], $7::bytea[],
+            $8::text[])
+     AS batch (part, off, raw, reason, raw_key, raw_headers, kind)
 ON CONFLICT (kafka_topic, kafka_partition, kafka_offset) DO NOTHING";
 
 const INSERT_REJECT_AS_HEX: &str = "\
 INSERT INTO rejected_records
-    (kafka_topic, kafka_partition, kafka_offset, raw, raw_encoding, reason, raw_key, raw_headers)
-VALUES ($1, $2, $3, $4, 'hex', $5, $6, $7)
+    (kafka_topic, kafka_partition, kafka_offset, raw, raw_encoding, reason, raw_key, raw_headers,
+     reason_kind)
+VALUES ($1, $2, $3, $4, 'hex', $5, $6, $7, $8)
 ON CONFLICT (kafka_topic, kafka_partition, kafka_offset) DO NOTHING";
 
 impl Database {
@@ -217,6 +221,7 @@ impl Database {
                     &reason,
                     &reject.key,
                     &reject.headers.and_then(encode_headers),
+                    &reject.kind,
                 ],
             )
             .await?;
@@ -245,6 +250,7 @@ impl Database {
             .iter()
             .map(|row| row.headers.and_then(encode_headers))
             .collect();
+        let kinds: Vec<&str> = rejects.iter().map(|row| row.kind).collect();
         transaction
             .execute(
                 &statement,
@@ -256,6 +262,7 @@ impl Database {
                     &reasons,
                     &keys,
                     &headers,
+                    &kinds,
                 ],
             )
             .await?;

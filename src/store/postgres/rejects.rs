@@ -1,6 +1,7 @@
 //! `rejected_records` as the dead-letter topic's outbox: the rejects still to be published
 //! (`published_at IS NULL`), marking them published once the broker acknowledged them, and
-//! deleting published ones past their retention. A record's headers are kept in one `bytea`
+//! deleting published ones past their retention; and as operators look at it: a page of
+//! rejects, one reject whole, a count per kind. A record's headers are kept in one `bytea`
 //! in orderstore's own form: per header, the name's length (4 bytes, big-endian), the name,
 //! the value's length, the value.
 
@@ -26,8 +27,107 @@ pub struct PendingReject {
     pub headers: BTreeMap<String, Vec<u8>>,
     /// Why it was rejected: `path: rule`.
     pub reason: String,
+    /// The kind of rejection, where it was recorded (not by orderstore before version 7).
+    pub kind: Option<String>,
     /// When it was recorded.
     pub rejected_at: DateTime<Utc>,
+}
+
+/// Which rejects a page lists, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RejectFilter {
+    /// Only this kind of rejection.
+    pub kind: Option<String>,
+    /// Only this source partition.
+    pub partition: Option<i32>,
+    /// Only rejects with a smaller id (the cursor: the last id of the page before).
+    pub before: Option<i64>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+/// A reject as a list shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectRow {
+    /// Its id in `rejected_records`.
+    pub id: i64,
+    /// Its source partition.
+    pub partition: i32,
+    /// Its source offset.
+    pub offset: i64,
+    /// The kind of rejection (`unclassified` for one recorded before kinds were).
+    pub kind: String,
+    /// Why: `path: rule`.
+    pub reason: String,
+    /// When it was recorded.
+    pub rejected_at: DateTime<Utc>,
+    /// When the dead-letter topic's broker acknowledged it.
+    pub published_at: Option<DateTime<Utc>>,
+    /// Bytes of the record's value.
+    pub size: i64,
+}
+
+/// A reject whole: its row, and the record as it arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectDetail {
+    /// What a list shows of it.
+    pub row: RejectRow,
+    /// The record's value (decoded from hex where it was kept so).
+    pub value: Vec<u8>,
+    /// Whether PostgreSQL refused the bytes and `raw` holds their hex digits.
+    pub kept_in_hex: bool,
+    /// The record's key.
+    pub key: Option<Vec<u8>>,
+    /// The record's headers.
+    pub headers: BTreeMap<String, Vec<u8>>,
+}
+
+/// How many rejects of one kind, and when the first and the last were recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KindCount {
+    /// The kind.
+    pub kind: String,
+    /// How many.
+    pub count: i64,
+    /// The first.
+    pub first_seen: DateTime<Utc>,
+    /// The last.
+    pub last_seen: DateTime<Utc>,
+}
+
+/// The rejects of the topic, summed up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectSummary {
+    /// Every reject kept.
+    pub total: i64,
+    /// Those not yet published to the dead-letter topic.
+    pub pending: i64,
+    /// Per kind, the most frequent first.
+    pub kinds: Vec<KindCount>,
+}
+
+/// The columns a [`RejectRow`] is read from, by [`reject_row`].
+const ROW_COLUMNS: &str = "id, kafka_partition, kafka_offset, \
+    coalesce(reason_kind, 'unclassified'), reason, rejected_at, published_at, octet_length(raw), \
+    raw_encoding";
+
+fn reject_row(row: &tokio_postgres::Row) -> Result<RejectRow, DbError> {
+    let encoding: &str = row.try_get(8)?;
+    let stored: i32 = row.try_get(7)?;
+    Ok(RejectRow {
+        id: row.try_get(0)?,
+        partition: row.try_get(1)?,
+        offset: row.try_get(2)?,
+        kind: row.try_get(3)?,
+        reason: row.try_get(4)?,
+        rejected_at: row.try_get(5)?,
+        published_at: row.try_get(6)?,
+        size: if encoding == "hex" {
+            i64::from(stored) / 2
+        } else {
+            i64::from(stored)
+        },
+    })
 }
 
 /// Headers in their stored form; `None` for none.
@@ -86,7 +186,7 @@ impl Database {
         let rows = client
             .query(
                 "SELECT kafka_partition, kafka_offset, raw, raw_encoding, raw_key, raw_headers, \
-                        reason, rejected_at \
+                        reason, rejected_at, reason_kind \
                  FROM rejected_records \
                  WHERE kafka_topic = $1 AND kafka_partition = ANY($2) AND published_at IS NULL \
                  ORDER BY kafka_partition, kafka_offset LIMIT $3",
@@ -113,9 +213,97 @@ impl Database {
                     headers: headers.as_deref().map(decode_headers).unwrap_or_default(),
                     reason: row.try_get(6)?,
                     rejected_at: row.try_get(7)?,
+                    kind: row.try_get(8)?,
                 })
             })
             .collect()
+    }
+
+    /// A page of this topic's rejects, newest first.
+    pub async fn list_rejects(&self, filter: &RejectFilter) -> Result<Vec<RejectRow>, DbError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {ROW_COLUMNS} FROM rejected_records \
+                     WHERE kafka_topic = $1 \
+                       AND ($2::text IS NULL OR coalesce(reason_kind, 'unclassified') = $2) \
+                       AND ($3::integer IS NULL OR kafka_partition = $3) \
+                       AND ($4::bigint IS NULL OR id < $4) \
+                     ORDER BY id DESC LIMIT $5"
+                ),
+                &[
+                    &self.topic,
+                    &filter.kind,
+                    &filter.partition,
+                    &filter.before,
+                    &i64::try_from(filter.limit).unwrap_or(i64::MAX),
+                ],
+            )
+            .await?;
+        rows.iter().map(reject_row).collect()
+    }
+
+    /// One reject of this topic, whole.
+    pub async fn reject_by_id(&self, id: i64) -> Result<Option<RejectDetail>, DbError> {
+        let client = self.pool.get().await?;
+        let Some(row) = client
+            .query_opt(
+                &format!(
+                    "SELECT {ROW_COLUMNS}, raw, raw_key, raw_headers FROM rejected_records \
+                     WHERE kafka_topic = $1 AND id = $2"
+                ),
+                &[&self.topic, &id],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let kept_in_hex = row.try_get::<_, &str>(8)? == "hex";
+        let raw: Vec<u8> = row.try_get(9)?;
+        let headers: Option<Vec<u8>> = row.try_get(11)?;
+        Ok(Some(RejectDetail {
+            row: reject_row(&row)?,
+            value: if kept_in_hex {
+                from_hex(&raw).unwrap_or(raw)
+            } else {
+                raw
+            },
+            kept_in_hex,
+            key: row.try_get(10)?,
+            headers: headers.as_deref().map(decode_headers).unwrap_or_default(),
+        }))
+    }
+
+    /// This topic's rejects summed up per kind.
+    pub async fn reject_summary(&self) -> Result<RejectSummary, DbError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT coalesce(reason_kind, 'unclassified'), count(*), min(rejected_at), \
+                        max(rejected_at), count(*) FILTER (WHERE published_at IS NULL) \
+                 FROM rejected_records WHERE kafka_topic = $1 \
+                 GROUP BY 1 ORDER BY 2 DESC, 1",
+                &[&self.topic],
+            )
+            .await?;
+        let mut summary = RejectSummary {
+            total: 0,
+            pending: 0,
+            kinds: Vec::with_capacity(rows.len()),
+        };
+        for row in &rows {
+            let count: i64 = row.try_get(1)?;
+            summary.total += count;
+            summary.pending += row.try_get::<_, i64>(4)?;
+            summary.kinds.push(KindCount {
+                kind: row.try_get(0)?,
+                count,
+                first_seen: row.try_get(2)?,
+                last_seen: row.try_get(3)?,
+            });
+        }
+        Ok(summary)
     }
 
     /// Marks the rejects of `partition` at `offsets` published.

@@ -151,7 +151,7 @@ CREATE TABLE IF NOT EXISTS partition_leases (
     ),
     (
         7,
-        "rejected_records as the dead-letter topic's outbox: key, headers, published_at",
+        "rejected_records as the dead-letter topic's outbox: key, headers, kind, published_at",
         r#"
 DO $$
 BEGIN
@@ -161,9 +161,11 @@ BEGIN
         -- The record's key and headers as they arrived (headers in orderstore's own
         -- length-prefixed form, store/postgres/rejects.rs), and when the dead-letter topic's
         -- broker acknowledged it: NULL while it is still to be published.
+        -- reason_kind: the kind of rejection (order/rejection.rs), for counting and filtering.
         ALTER TABLE rejected_records
             ADD COLUMN raw_key bytea,
             ADD COLUMN raw_headers bytea,
+            ADD COLUMN reason_kind text,
             ADD COLUMN published_at timestamptz;
     END IF;
     IF to_regclass('rejected_records_pending_idx') IS NULL THEN
