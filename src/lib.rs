@@ -12,11 +12,14 @@
 //! - [`store`]: the in-memory DashMaps and PostgreSQL (the only module with SQL), and the
 //!   [`store::ServedOrder`] both hold;
 //! - [`offsets`]: which offsets are durable, and the committer that stores them;
-//! - [`restore`]: memory filled from PostgreSQL at start-up;
+//! - [`restore`]: memory following the leases: the orders of partitions taken loaded from
+//!   PostgreSQL, those of partitions given up evicted;
 //! - [`sweeper`]: evicts orders from memory by count and age;
+//! - [`dead_letters`]: rejected records produced to the dead-letter topic from their outbox;
+//! - [`rejects_cli`]: `orderstore rejects`, the rejected records on the command line;
 //! - [`http`]: the read-only HTTP API (actix-web);
 //! - [`app`]: the start-up and shutdown order;
-//! - [`fleet`]: how live instances share the partitions (the lease rounds' arithmetic).
+//! - [`fleet`]: how live instances share the partitions (the lease keeper and its arithmetic).
 //!
 //! Around them: [`events`] (one typed event per happening: counts, metrics and logs),
 //! [`observer`] (gauges and the progress log), [`shutdown`] (named components under one
@@ -43,6 +46,8 @@ pub mod restore;
 pub mod sweeper;
 
 pub mod dead_letters;
+
+pub mod rejects_cli;
 
 pub mod http;
 

@@ -1,4 +1,4 @@
-//! The `orderstore` binary: settings, logs, signals, and one of three commands. Everything
+//! The `orderstore` binary: settings, logs, signals, and one of four commands. Everything
 //! else is in the library, so tests build the same application.
 
 use std::io::{Read, Write};
@@ -51,6 +51,11 @@ enum Command {
     },
     /// Exit 0 when the service on HTTP_ADDR answers /health/ready with 200 (for containers).
     Healthcheck,
+    /// The rejected records of KAFKA_TOPIC, read from DATABASE_URL.
+    Rejects {
+        #[command(subcommand)]
+        command: Option<orderstore::rejects_cli::RejectsCommand>,
+    },
 }
 
 #[tokio::main]
@@ -91,6 +96,12 @@ async fn main() -> anyhow::Result<()> {
             produce(settings, options).await
         }
         Command::Healthcheck => healthcheck(&settings),
+        Command::Rejects { command } => {
+            let command = command.unwrap_or(orderstore::rejects_cli::RejectsCommand::Summary);
+            let printed = orderstore::rejects_cli::run(&settings, command).await?;
+            std::io::stdout().write_all(printed.as_bytes())?;
+            Ok(())
+        }
     }
 }
 

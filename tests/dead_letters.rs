@@ -481,5 +481,55 @@ async fn the_reject_routes_say_what_the_table_says_behind_the_token() {
     assert!(one["headers"].get("trace").is_some());
     assert_eq!(get("/rejects/999999".into()).await.status, 404);
     assert_eq!(get("/rejects/abc".into()).await.status, 400);
+
+    // `orderstore rejects` says the same.
+    let cli = |args: &[&str]| {
+        let mut env = binary_env(&bed.database, &bed.topic, http_port());
+        env.push(("HTTP_AUTH_TOKENS".into(), TOKEN.into()));
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_orderstore"))
+            .arg("rejects")
+            .args(args)
+            .envs(env)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|error| panic!("cannot run orderstore rejects: {error}"));
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let summary = cli(&["summary"]);
+    assert!(
+        summary.starts_with("30 rejects of this topic, 30 not yet"),
+        "{summary}"
+    );
+    for (kind, count) in &table {
+        assert!(
+            summary.lines().any(|line| line
+                .split_whitespace()
+                .take(2)
+                .eq([kind.as_str(), &count.to_string()])),
+            "{kind} {count} missing from:\n{summary}"
+        );
+    }
+    let list = cli(&["list", "--limit", "1000"]);
+    let listed_ids: Vec<i64> = list
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().next()?.parse().ok())
+        .collect();
+    assert_eq!(
+        listed_ids,
+        walked.iter().map(|(id, _, _)| *id).collect::<Vec<_>>()
+    );
+    let shown = cli(&["show", &id.to_string(), "--hex"]);
+    assert!(
+        shown.contains(&format!("partition {partition}, offset {offset}")),
+        "{shown}"
+    );
+    assert!(
+        shown
+            .trim_end()
+            .ends_with(one["value_hex"].as_str().unwrap_or("?")),
+        "{shown}"
+    );
     app.stop().await;
 }
