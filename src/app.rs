@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backoff::retry_until_ok;
 use crate::config::Settings;
 use crate::events::Events;
+use crate::halt::{HaltPolicy, OnReject};
 use crate::http::{build_server, HttpState, ServerOptions};
 use crate::ingest::{run_batch_writer, IngestContext};
 use crate::kafka::{run_consumer, ConsumerContext};
@@ -155,6 +156,19 @@ impl Application {
             "HTTP is listening; orders this instance does not hold yet are read from PostgreSQL"
         );
 
+        let halt = match settings.on_reject {
+            OnReject::Skip => HaltPolicy::default(),
+            OnReject::Halt => HaltPolicy {
+                on_reject: OnReject::Halt,
+                approved: retry_until_ok("reading the rejects let pass", &shutdown, || {
+                    database.approved_skips()
+                })
+                .await
+                .ok_or(StartError::Cancelled)?
+                .into_iter()
+                .collect(),
+            },
+        };
         let tracker = Arc::new(OffsetTracker::new());
         let (sender, receiver) = mpsc::channel(settings.channel_capacity);
         let ingest = Arc::new(IngestContext {
@@ -167,6 +181,7 @@ impl Application {
             events: Arc::clone(&events),
             instance: instance.clone(),
             lease_ttl: settings.lease_ttl,
+            halt,
         });
         let batch_writers = (0..settings.batch_writers)
             .map(|index| {

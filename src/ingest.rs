@@ -8,7 +8,7 @@
 //! moves meanwhile. Batch writers stop when the channel is closed and empty, so on shutdown they
 //! drain what the readers already sent.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -20,6 +20,7 @@ use crate::events::{
     BatchRefused, BatchStored, Events, RecordRejected, RecordsConsumed, RejectKeptInHex,
     RejectWriteRetried, WriteRetried,
 };
+use crate::halt::HaltPolicy;
 use crate::kafka::KafkaRecord;
 use crate::offsets::OffsetTracker;
 use crate::order::{Rejection, ValidOrder};
@@ -49,6 +50,8 @@ pub struct IngestContext {
     pub instance: String,
     /// `LEASE_TTL`: how long a write may wait on anything.
     pub lease_ttl: std::time::Duration,
+    /// `ON_REJECT`: whether a rejected record halts its partition.
+    pub halt: HaltPolicy,
 }
 
 /// Most record bytes written in one transaction. PostgreSQL refuses a statement parameter
@@ -136,6 +139,8 @@ pub async fn handle_batch(
     let now = Utc::now();
     let mut accepted: Vec<(&KafkaRecord, ValidOrder)> = Vec::with_capacity(records.len());
     let mut rejects = Vec::new();
+    // Under ON_REJECT=halt, which records the contract rejected, for the policy to decide.
+    let mut rejected = HashMap::new();
     for record in records {
         let parsed = match &record.value {
             Some(value) => ValidOrder::parse(value, now, context.max_record_bytes),
@@ -152,6 +157,9 @@ pub async fn handle_batch(
                     offset: record.offset,
                     rejection: &rejection,
                 });
+                if context.halt.halts() {
+                    rejected.insert((record.partition, record.offset), rejection.to_string());
+                }
                 rejects.push(RejectedRecord {
                     partition: record.partition,
                     offset: record.offset,
@@ -163,6 +171,13 @@ pub async fn handle_batch(
                 });
             }
         }
+    }
+
+    // A halted partition's records from its halt on are neither written nor acknowledged.
+    let decisions = context.halt.decide(records, &rejected, &context.events);
+    if !decisions.is_empty() {
+        accepted.retain(|(record, _)| !decisions.is_held(record.partition, record.offset));
+        rejects.retain(|reject| !decisions.is_held(reject.partition, reject.offset));
     }
 
     // The same uid twice in one batch: the first (lowest offset) is the one stored.
@@ -207,6 +222,9 @@ pub async fn handle_batch(
     context.tracker.mark_durable(
         records
             .iter()
+            .filter(|record| {
+                decisions.is_empty() || decisions.may_pass(record.partition, record.offset)
+            })
             .map(|record| (record.partition, record.offset)),
     );
 

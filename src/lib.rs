@@ -47,6 +47,8 @@ pub mod sweeper;
 
 pub mod dead_letters;
 
+pub mod halt;
+
 pub mod rejects_cli;
 
 pub mod http;

@@ -1,7 +1,8 @@
 //! `orderstore rejects`: the rejected records of `KAFKA_TOPIC` on the command line, read from
 //! PostgreSQL (`DATABASE_URL`) by the same queries as `GET /rejects`, so the two and the table
 //! always agree: `summary` (a count per kind, first and last seen), `list` (newest first,
-//! filtered and paged like the API) and `show ID` (one record whole, its value as text or hex).
+//! filtered and paged like the API) and `show ID` (one record whole, its value as text or hex);
+//! and `skip`, which lets one reject pass a partition `ON_REJECT=halt` stopped.
 
 use std::fmt::Write as _;
 
@@ -40,6 +41,16 @@ pub enum RejectsCommand {
         #[arg(long)]
         hex: bool,
     },
+    /// Let the reject at PARTITION/OFFSET pass a partition that ON_REJECT=halt stopped,
+    /// from the next start of the instance that owns it.
+    Skip {
+        /// Its source partition.
+        #[arg(long)]
+        partition: i32,
+        /// Its source offset.
+        #[arg(long)]
+        offset: i64,
+    },
 }
 
 /// Runs `command` against the database of `settings` and returns what to print.
@@ -71,6 +82,16 @@ pub async fn run(settings: &Settings, command: RejectsCommand) -> anyhow::Result
             list(&database, &filter).await?
         }
         RejectsCommand::Show { id, hex } => show(&database, id, hex).await?,
+        RejectsCommand::Skip { partition, offset } => {
+            anyhow::ensure!(
+                database.approve_skip(partition, offset).await?,
+                "no reject is recorded at partition {partition}, offset {offset} of this topic"
+            );
+            format!(
+                "the reject at partition {partition}, offset {offset} will pass: restart the \
+                 instance that owns the partition (a rolling restart of the fleet) to resume it\n"
+            )
+        }
     };
     database.close();
     Ok(printed)

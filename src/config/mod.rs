@@ -12,6 +12,7 @@
 mod security;
 mod variables;
 
+use crate::halt::OnReject;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -104,6 +105,8 @@ pub struct Settings {
     /// Published rejects older than this are deleted from `rejected_records`; `None` keeps
     /// them all.
     pub rejects_retention: Option<Duration>,
+    /// What a rejected record does to its partition: recorded and passed, or a halt.
+    pub on_reject: OnReject,
     /// Whether memory is filled from PostgreSQL at start-up.
     pub memory_restore: bool,
     /// Most orders kept in memory.
@@ -152,6 +155,7 @@ impl fmt::Debug for Settings {
             .field("kafka_topic", &self.kafka_topic)
             .field("rejects_topic", &self.rejects_topic)
             .field("rejects_retention", &self.rejects_retention)
+            .field("on_reject", &self.on_reject)
             .field("kafka_partitions", &self.kafka_partitions)
             .field("kafka_replication_factor", &self.kafka_replication_factor)
             .field("kafka_readers", &self.kafka_readers)
@@ -249,6 +253,11 @@ impl Settings {
             rejects_topic: Some(rejects_topic).filter(|topic| !topic.is_empty()),
             rejects_retention: Some(reader.duration("REJECTS_RETENTION", "30days", true))
                 .filter(|age| !age.is_zero()),
+            on_reject: reader.choice(
+                "ON_REJECT",
+                "skip",
+                &[("skip", OnReject::Skip), ("halt", OnReject::Halt)],
+            ),
             kafka_partitions: reader.number("KAFKA_PARTITIONS", 8, 1..=100_000),
             kafka_replication_factor: reader.number("KAFKA_REPLICATION_FACTOR", 1, 1..=100),
             kafka_readers: reader.number("KAFKA_READERS", 2, 1..=1024),
@@ -429,6 +438,7 @@ mod tests {
             ("REJECTS_TOPIC", "bad topic"),
             ("REJECTS_TOPIC", "orders"),
             ("REJECTS_RETENTION", "a while"),
+            ("ON_REJECT", "ignore"),
             ("KAFKA_PARTITIONS", "0"),
             ("KAFKA_READERS", "many"),
             ("KAFKA_START_OFFSET", "middle"),

@@ -22,7 +22,7 @@ pub use rejections::{RejectionSummary, SummaryLine, SUMMARY_EVERY};
 pub use service::{
     DeadLettersFailed, DeadLettersPublished, HttpRequestServed, InstanceStarted, KafkaAnswered,
     KafkaConnectFailed, KafkaFetchFailed, LeaseCause, LeaseChanged, LeasesHeld, MemoryRestored,
-    OrdersEvicted, PartitionsLoaded, PartitionsUnloaded, PublishedRejectsDeleted,
+    OrdersEvicted, PartitionHalted, PartitionsLoaded, PartitionsUnloaded, PublishedRejectsDeleted,
     StaleSessionEnded, StateObserved, WriterProduced,
 };
 
@@ -102,6 +102,11 @@ pub struct Events {
     owned: Mutex<Vec<i32>>,
     /// Whether memory holds what this instance took at start-up.
     restored: AtomicBool,
+    /// Whether any partition is halted (`ON_REJECT=halt`), so readers look no further when
+    /// none is.
+    any_halted: AtomicBool,
+    /// The halted partitions: the offset of the reject each stopped at, and its reason.
+    halted: Mutex<std::collections::BTreeMap<i32, (i64, String)>>,
 }
 
 impl Events {
@@ -144,6 +149,28 @@ impl Events {
     /// (partitions taken later are loaded while the instance serves).
     pub fn is_restored(&self) -> bool {
         self.restored.load(Ordering::Relaxed)
+    }
+
+    /// The offset `partition` is halted at (`ON_REJECT=halt`), if it is.
+    pub fn halted_at(&self, partition: i32) -> Option<i64> {
+        if !self.any_halted.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.halted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&partition)
+            .map(|(offset, _)| *offset)
+    }
+
+    /// Every halted partition, with the offset and the reason of its reject.
+    pub fn halted_partitions(&self) -> Vec<(i32, i64, String)> {
+        self.halted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(partition, (offset, reason))| (*partition, *offset, reason.clone()))
+            .collect()
     }
 
     /// Marks Kafka unreachable, for `reason`.

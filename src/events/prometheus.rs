@@ -42,6 +42,8 @@ pub mod names {
     pub const PARTITIONS_OWNED: &str = "orderstore_partitions_owned";
     /// Lease changes, by `cause` (`taken`, `taken_expired`, `released`, `fenced`).
     pub const LEASE_CHANGES: &str = "orderstore_lease_changes_total";
+    /// Partitions `ON_REJECT=halt` stopped at a rejected record.
+    pub const PARTITIONS_HALTED: &str = "orderstore_partitions_halted_total";
     /// Rejects produced to the dead-letter topic.
     pub const DEAD_LETTERS: &str = "orderstore_dead_letters_published_total";
     /// Failed attempts to publish rejects (retried).

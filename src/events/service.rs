@@ -228,6 +228,36 @@ impl PipelineEvent for PublishedRejectsDeleted {
     }
 }
 
+/// `ON_REJECT=halt` stopped a partition at a rejected record.
+#[derive(Debug)]
+pub struct PartitionHalted<'a> {
+    /// The partition.
+    pub partition: i32,
+    /// The rejected record's offset, which the stored offset will not pass.
+    pub offset: i64,
+    /// Why it was rejected.
+    pub reason: &'a str,
+}
+
+impl PipelineEvent for PartitionHalted<'_> {
+    fn emit(self, events: &Events) {
+        counter!(names::PARTITIONS_HALTED).increment(1);
+        tracing::error!(
+            partition = self.partition,
+            offset = self.offset,
+            reason = self.reason,
+            "partition halted at a rejected record (ON_REJECT=halt); it resumes after a \
+             restart, and passes this record once `orderstore rejects skip` allows it"
+        );
+        events
+            .halted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(self.partition, (self.offset, self.reason.to_string()));
+        events.any_halted.store(true, Ordering::Relaxed);
+    }
+}
+
 /// The partitions this instance holds after a lease round.
 #[derive(Debug, Clone)]
 pub struct LeasesHeld {

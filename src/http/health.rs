@@ -23,8 +23,9 @@ pub(super) async fn live() -> HttpResponse {
 }
 
 /// Names this instance and the partitions it holds leases on. Ready when memory holds the
-/// orders of the partitions it took at start-up, PostgreSQL answers and Kafka answered the
-/// last request. 503 says which is missing and why (the error, e.g. a refused login or a
+/// orders of the partitions it took at start-up, PostgreSQL answers, Kafka answered the last
+/// request, and no partition it owns is halted (`ON_REJECT=halt`: `halted` names each, with
+/// the offset and reason). 503 says which is missing and why (the error, e.g. a refused login or a
 /// certificate PostgreSQL's CA did not sign). Partitions taken later are loaded while the
 /// instance stays ready: it answers for them from PostgreSQL meanwhile, so a rolling restart
 /// never takes the whole fleet out of rotation.
@@ -45,7 +46,17 @@ pub(super) async fn ready(state: web::Data<HttpState>) -> HttpResponse {
         )
     };
     let restored = state.events.is_restored();
-    let status = if postgres.is_none() && kafka.is_none() && restored {
+    let owned = state.events.owned_partitions();
+    let halted: Vec<serde_json::Value> = state
+        .events
+        .halted_partitions()
+        .into_iter()
+        .filter(|(partition, _, _)| owned.contains(partition))
+        .map(|(partition, offset, reason)| {
+            serde_json::json!({ "partition": partition, "offset": offset, "reason": reason })
+        })
+        .collect();
+    let status = if postgres.is_none() && kafka.is_none() && restored && halted.is_empty() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -64,8 +75,11 @@ pub(super) async fn ready(state: web::Data<HttpState>) -> HttpResponse {
         "kafka": word(&kafka),
         "orders_in_memory": state.memory.len(),
         "instance": state.instance,
-        "partitions": state.events.owned_partitions(),
+        "partitions": owned,
     });
+    if !halted.is_empty() {
+        body["halted"] = serde_json::Value::Array(halted);
+    }
     for (key, failure) in [("postgres_error", postgres), ("kafka_error", kafka)] {
         if let Some(failure) = failure {
             body[key] = serde_json::Value::String(failure);

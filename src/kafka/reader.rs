@@ -173,6 +173,12 @@ async fn read_partition(
     let mut plan = FetchPlan::new(context.fetch_max_bytes, context.fetch_max_wait);
     let mut backoff = Backoff::for_outages();
     loop {
+        if context.events.halted_at(partition).is_some() {
+            // ON_REJECT=halt stopped the partition at a reject: nothing more is read of it
+            // until a restart (or until it is given up).
+            shutdown.cancelled().await;
+            return;
+        }
         let fetched = tokio::select! {
             biased;
             _ = shutdown.cancelled() => return,

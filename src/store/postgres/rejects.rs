@@ -306,6 +306,35 @@ impl Database {
         Ok(summary)
     }
 
+    /// Lets the reject at `partition`/`offset` pass under `ON_REJECT=halt` from the next
+    /// start on; `false` if no reject is recorded there.
+    pub async fn approve_skip(&self, partition: i32, offset: i64) -> Result<bool, DbError> {
+        let client = self.pool.get().await?;
+        let updated = client
+            .execute(
+                "UPDATE rejected_records SET skip_approved_at = coalesce(skip_approved_at, now()) \
+                 WHERE kafka_topic = $1 AND kafka_partition = $2 AND kafka_offset = $3",
+                &[&self.topic, &partition, &offset],
+            )
+            .await?;
+        Ok(updated > 0)
+    }
+
+    /// The rejects an operator let pass (`orderstore rejects skip`), as (partition, offset).
+    pub async fn approved_skips(&self) -> Result<Vec<(i32, i64)>, DbError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT kafka_partition, kafka_offset FROM rejected_records \
+                 WHERE kafka_topic = $1 AND skip_approved_at IS NOT NULL",
+                &[&self.topic],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect()
+    }
+
     /// Marks the rejects of `partition` at `offsets` published.
     pub async fn mark_published(&self, partition: i32, offsets: &[i64]) -> Result<(), DbError> {
         let client = self.pool.get().await?;

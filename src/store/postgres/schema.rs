@@ -161,11 +161,13 @@ BEGIN
         -- The record's key and headers as they arrived (headers in orderstore's own
         -- length-prefixed form, store/postgres/rejects.rs), and when the dead-letter topic's
         -- broker acknowledged it: NULL while it is still to be published.
-        -- reason_kind: the kind of rejection (order/rejection.rs), for counting and filtering.
+        -- reason_kind: the kind of rejection (order/rejection.rs), for counting and filtering;
+        -- skip_approved_at: when an operator let it pass a partition ON_REJECT=halt stopped.
         ALTER TABLE rejected_records
             ADD COLUMN raw_key bytea,
             ADD COLUMN raw_headers bytea,
             ADD COLUMN reason_kind text,
+            ADD COLUMN skip_approved_at timestamptz,
             ADD COLUMN published_at timestamptz;
     END IF;
     IF to_regclass('rejected_records_pending_idx') IS NULL THEN
