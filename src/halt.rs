@@ -105,3 +105,55 @@ impl HaltPolicy {
         decisions
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(partition: i32, offset: i64) -> KafkaRecord {
+        KafkaRecord {
+            partition,
+            offset,
+            epoch: 1,
+            value: None,
+            key: None,
+            headers: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_partition_halts_at_its_first_unapproved_reject_and_holds_what_follows() {
+        let records: Vec<KafkaRecord> = [(0, 5), (1, 5), (0, 6), (0, 7), (1, 6), (1, 7)]
+            .into_iter()
+            .map(|(partition, offset)| record(partition, offset))
+            .collect();
+        let rejected = HashMap::from([
+            ((0, 6), "a: broken".to_string()),
+            ((0, 7), "b: broken".to_string()),
+            ((1, 6), "c: broken".to_string()),
+        ]);
+        let events = Events::default();
+        let skip = HaltPolicy::default();
+        assert!(skip.decide(&records, &rejected, &events).is_empty());
+        assert_eq!(events.halted_at(0), None);
+
+        let halt = HaltPolicy {
+            on_reject: OnReject::Halt,
+            approved: HashSet::from([(1, 6)]),
+        };
+        let decisions = halt.decide(&records, &rejected, &events);
+        assert_eq!(events.halted_at(0), Some(6));
+        assert_eq!(events.halted_at(1), None, "an approved reject passes");
+        assert!(decisions.may_pass(0, 5) && !decisions.is_held(0, 5));
+        assert!(
+            !decisions.may_pass(0, 6) && !decisions.is_held(0, 6),
+            "written, not acked"
+        );
+        assert!(decisions.is_held(0, 7));
+        assert!(decisions.may_pass(1, 6) && decisions.may_pass(1, 7));
+        // The next batch of a halted partition is held whole.
+        let later = halt.decide(&[record(0, 8)], &HashMap::new(), &events);
+        assert!(later.is_held(0, 8));
+        assert_eq!(events.halted_partitions()[0].2, "a: broken");
+    }
+}
