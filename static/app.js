@@ -502,6 +502,108 @@
     }
   }
 
+  /** A table of `rows` (arrays of cell values) under `headings`, every cell as text. */
+  function textTable(headings, rows) {
+    const table = element("table", "items-table");
+    const headRow = element("tr");
+    for (const heading of headings) {
+      headRow.appendChild(element("th", null, heading));
+    }
+    table.appendChild(append(element("thead"), [headRow]));
+    const body = element("tbody");
+    for (const cells of rows) {
+      const row = element("tr");
+      for (const cell of cells) {
+        row.appendChild(element("td", null, textOrDash(cell)));
+      }
+      body.appendChild(row);
+    }
+    table.appendChild(body);
+    return append(element("div", "table-scroller"), [table]);
+  }
+
+  /** The `GET` of `url` as JSON, with the token when there is one; null when it fails. */
+  async function getJson(url) {
+    const headers = { Accept: "application/json" };
+    const token = currentToken();
+    if (token !== null) {
+      headers.Authorization = "Bearer " + token;
+    }
+    try {
+      const response = await fetch(url, { headers: headers, cache: "no-store" });
+      return response.ok ? await response.json() : { status: response.status };
+    } catch (networkError) {
+      return null;
+    }
+  }
+
+  /**
+   * Under the introduction: the rejected records summed up per reason, and the latest ten,
+   * from /rejects/summary and /rejects. Their fields come from producers, so, like an
+   * order's, they go in as text only.
+   */
+  async function showRejects() {
+    const [summary, latest] = await Promise.all([
+      getJson("/rejects/summary"),
+      getJson("/rejects?limit=10"),
+    ]);
+    const intro = resultArea.querySelector(".intro");
+    if (intro === null || summary === null || latest === null) {
+      return;
+    }
+    const card = element("section", "card rejects");
+    card.appendChild(element("h2", "section-title", "Rejected records"));
+    if (summary.status === 401 || latest.status === 401) {
+      card.appendChild(
+        element("p", "muted", "Rejected records need the token: look up an order to give it.")
+      );
+      resultArea.appendChild(card);
+      return;
+    }
+    if (!Array.isArray(summary.reasons) || !Array.isArray(latest.rejects)) {
+      return;
+    }
+    card.appendChild(
+      element(
+        "p",
+        "muted",
+        String(summary.total) + " recorded, " + String(summary.pending) +
+          " not yet in the dead-letter topic."
+      )
+    );
+    if (summary.reasons.length > 0) {
+      card.appendChild(
+        textTable(
+          ["Reason", "Count", "First seen", "Last seen"],
+          summary.reasons.map((kind) => [
+            kind.reason,
+            kind.count,
+            readableDate(new Date(kind.first_seen)) || kind.first_seen,
+            readableDate(new Date(kind.last_seen)) || kind.last_seen,
+          ])
+        )
+      );
+    }
+    if (latest.rejects.length > 0) {
+      card.appendChild(element("h3", "section-title", "Latest"));
+      card.appendChild(
+        textTable(
+          ["Id", "Partition", "Offset", "Reason", "Field", "Rule", "Rejected"],
+          latest.rejects.map((reject) => [
+            reject.id,
+            reject.partition,
+            reject.offset,
+            reject.reason,
+            reject.path,
+            reject.rule,
+            readableDate(new Date(reject.rejected_at)) || reject.rejected_at,
+          ])
+        )
+      );
+    }
+    resultArea.appendChild(card);
+  }
+
   /** Ends the loading state of the lookup that is still the current one. */
   function finish(controller) {
     if (lookupInFlight === controller) {
@@ -523,5 +625,7 @@
   if (linkedQuery !== null && linkedQuery.trim() !== "") {
     searchInput.value = linkedQuery.trim();
     lookUp(linkedQuery.trim());
+  } else {
+    showRejects();
   }
 })();

@@ -58,8 +58,9 @@ const UNICODE_CITY: &str = "Кирьят-Моцкин";
 /// DOM was injected by an order field.
 const PAGE_ELEMENTS: &[&str] = &[
     "html", "head", "meta", "title", "link", "script", "body", "header", "a", "form", "label",
-    "input", "button", "main", "div", "section", "h1", "h2", "p", "strong", "code", "noscript",
-    "article", "dl", "dt", "dd", "span", "time", "table", "thead", "tbody", "tr", "th", "td",
+    "input", "button", "main", "div", "section", "h1", "h2", "h3", "p", "strong", "code",
+    "noscript", "article", "dl", "dt", "dd", "span", "time", "table", "thead", "tbody", "tr", "th",
+    "td",
 ];
 
 /// The canonical uid, from `tests/data/canonical-order.json`.
@@ -210,6 +211,47 @@ async fn the_page_finds_orders_by_id_and_explains_missing_and_malformed_keys() {
         "the server's error text is not shown:\n{malformed}"
     );
 
+    instance.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_sums_up_the_rejects_and_shows_the_latest_as_text() {
+    require_chromium();
+    let instance = RunningInstance::start(vec![
+        CANONICAL.as_bytes().to_vec(),
+        b"<img src=x onerror=alert(1)>".to_vec(),
+        br#"{"order_uid": "<script>alert(1)</script>"}"#.to_vec(),
+        b"not json".to_vec(),
+    ])
+    .await;
+    let dom = render_dom(instance.port(), "").await;
+    for expected in [
+        ">Rejected records<",
+        ">3 recorded, 3 not yet in the dead-letter topic.<",
+        ">not_json<",
+        ">Latest<",
+    ] {
+        assert!(dom.contains(expected), "{expected:?} is missing:\n{dom}");
+    }
+    // The latest rejects, newest first, with their offsets (1 to 3 of the one partition).
+    let offsets: Vec<usize> = ["3", "2", "1"]
+        .iter()
+        .map(|offset| {
+            dom.find(&format!("<td>0</td><td>{offset}</td>"))
+                .unwrap_or_else(|| panic!("offset {offset} is missing:\n{dom}"))
+        })
+        .collect();
+    assert!(offsets.windows(2).all(|pair| pair[0] < pair[1]), "{dom}");
+    let injected: Vec<String> = element_names(&dom)
+        .into_iter()
+        .filter(|name| !PAGE_ELEMENTS.contains(&name.as_str()))
+        .collect();
+    assert!(
+        injected.is_empty(),
+        "elements {injected:?} were injected:\n{dom}"
+    );
+    assert!(!dom.contains("<img"), "a live <img> element exists:\n{dom}");
+    assert_eq!(dom.matches("<script").count(), 1, "{dom}");
     instance.stop().await;
 }
 
