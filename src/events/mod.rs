@@ -6,6 +6,8 @@
 //! Per-record happenings log at DEBUG. Rejected records are also summed up in one WARN line at
 //! most every 10 s (`rejections.rs`), so a flood of hostile records cannot flood the log.
 
+mod dead_letters;
+mod fleet;
 mod ingest;
 pub mod prometheus;
 mod rejections;
@@ -14,16 +16,21 @@ mod service;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
+pub use dead_letters::{
+    DeadLettersFailed, DeadLettersPublished, PartitionHalted, PublishedRejectsDeleted,
+};
+pub use fleet::{
+    LeaseCause, LeaseChanged, LeasesHeld, MemoryRestored, PartitionsLoaded, PartitionsUnloaded,
+    StaleSessionEnded,
+};
 pub use ingest::{
     BatchRefused, BatchStored, RecordRejected, RecordsConsumed, RejectKeptInHex,
     RejectWriteRetried, WriteRetried,
 };
 pub use rejections::{RejectionSummary, SummaryLine, SUMMARY_EVERY};
 pub use service::{
-    DeadLettersFailed, DeadLettersPublished, HttpRequestServed, InstanceStarted, KafkaAnswered,
-    KafkaConnectFailed, KafkaFetchFailed, LeaseCause, LeaseChanged, LeasesHeld, MemoryRestored,
-    OrdersEvicted, PartitionHalted, PartitionsLoaded, PartitionsUnloaded, PublishedRejectsDeleted,
-    StaleSessionEnded, StateObserved, WriterProduced,
+    HttpRequestServed, InstanceStarted, KafkaAnswered, KafkaConnectFailed, KafkaFetchFailed,
+    OrdersEvicted, StateObserved, WriterProduced,
 };
 
 /// Something the pipeline did, which [`Events::emit`] counts, records and logs.
