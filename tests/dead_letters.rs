@@ -162,10 +162,8 @@ fn check_dead_letters(
     assert_eq!(seen, expected, "every reject once");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_reject_reaches_the_dead_letter_topic_once_in_order_with_its_headers() {
-    let bed = TestBed::new(3).await;
-    let sent = produce_hostile(&bed.partitions, 40).await;
+/// The app on `bed`, with a dead-letter topic named after its topic, and that name.
+async fn start_with_dead_letters(bed: &TestBed) -> (RunningApp, String) {
     let dead_letters = format!("{}-rejects", bed.topic);
     let app = RunningApp::start(settings(
         &bed.database,
@@ -173,13 +171,15 @@ async fn every_reject_reaches_the_dead_letter_topic_once_in_order_with_its_heade
         &[("REJECTS_TOPIC", dead_letters.as_str())],
     ))
     .await;
-    wait_until_caught_up(
-        &bed.db,
-        &bed.topic,
-        &bed.partitions,
-        Duration::from_secs(60),
-    )
-    .await;
+    (app, dead_letters)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_reject_reaches_the_dead_letter_topic_once_in_order_with_its_headers() {
+    let bed = TestBed::new(3).await;
+    let sent = produce_hostile(&bed.partitions, 40).await;
+    let (app, dead_letters) = start_with_dead_letters(&bed).await;
+    bed.wait_until_caught_up().await;
     wait_for(
         "every reject published",
         Duration::from_secs(30),
@@ -207,23 +207,11 @@ async fn rejects_recorded_without_a_dead_letter_topic_are_published_once_it_is_s
     let sent = produce_hostile(&bed.partitions, 10).await;
     // Without a dead-letter topic, a reject is recorded and stays pending.
     let app = RunningApp::start(settings(&bed.database, &bed.topic, &[])).await;
-    wait_until_caught_up(
-        &bed.db,
-        &bed.topic,
-        &bed.partitions,
-        Duration::from_secs(60),
-    )
-    .await;
+    bed.wait_until_caught_up().await;
     app.stop().await;
     assert_eq!(pending(&bed.db).await, (30, 30));
 
-    let dead_letters = format!("{}-rejects", bed.topic);
-    let app = RunningApp::start(settings(
-        &bed.database,
-        &bed.topic,
-        &[("REJECTS_TOPIC", dead_letters.as_str())],
-    ))
-    .await;
+    let (app, dead_letters) = start_with_dead_letters(&bed).await;
     wait_for(
         "the pending rejects published",
         Duration::from_secs(30),
@@ -360,13 +348,7 @@ async fn the_reject_routes_say_what_the_table_says_behind_the_token() {
         &[("HTTP_AUTH_TOKENS", TOKEN)],
     ))
     .await;
-    wait_until_caught_up(
-        &bed.db,
-        &bed.topic,
-        &bed.partitions,
-        Duration::from_secs(60),
-    )
-    .await;
+    bed.wait_until_caught_up().await;
     let port = app.http_port();
     let bearer = format!("Bearer {TOKEN}");
     let get = |path: String| {

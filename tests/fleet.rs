@@ -608,13 +608,7 @@ async fn memory_follows_the_leases() {
         || async { in_memory(&first).await.0 == 200 },
     )
     .await;
-    wait_until_caught_up(
-        &bed.db,
-        &bed.topic,
-        &bed.partitions,
-        Duration::from_secs(60),
-    )
-    .await;
+    bed.wait_until_caught_up().await;
     first.stop();
     // Restarted alone, it owns every partition and is ready once all 400 are in memory.
     let first = Instance::start_with(&bed, "first", &[]);

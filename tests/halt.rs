@@ -108,13 +108,7 @@ async fn halt_stops_exactly_one_partition_at_its_reject_and_skip_resumes_it() {
     );
 
     let app = RunningApp::start(settings(&bed.database, &bed.topic, &halting)).await;
-    wait_until_caught_up(
-        &bed.db,
-        &bed.topic,
-        &bed.partitions,
-        Duration::from_secs(60),
-    )
-    .await;
+    bed.wait_until_caught_up().await;
     assert_eq!(stored(&orders).await, 9);
     assert_eq!(app.events().halted_at(0), None);
     wait_for("ready", Duration::from_secs(10), || async {

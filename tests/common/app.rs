@@ -202,6 +202,17 @@ impl TestBed {
             partitions,
         }
     }
+
+    /// Waits until the stored offsets reach every partition's high watermark.
+    pub async fn wait_until_caught_up(&self) {
+        wait_until_caught_up(
+            &self.db,
+            &self.topic,
+            &self.partitions,
+            Duration::from_secs(60),
+        )
+        .await;
+    }
 }
 
 /// `n` random orders produced to a fresh one-partition topic and stored by an app started
