@@ -30,6 +30,9 @@ use crate::store::postgres::Database;
 
 /// Rejects read from the outbox at a time.
 const BATCH: usize = 500;
+/// Most record bytes per produce request: brokers refuse larger requests (Kafka's
+/// `message.max.bytes` is about 1 MiB by default).
+const PRODUCE_BYTES: usize = 1 << 20;
 /// How long the task rests when nothing is pending.
 const IDLE: Duration = Duration::from_millis(200);
 /// How often published rejects past their retention are deleted.
@@ -98,7 +101,7 @@ async fn publish_pending(context: &DeadLetterContext) -> Result<usize, String> {
         .await
         .map_err(|error| format!("reading the rejects to publish: {error}"))?;
     let mut published = 0;
-    for group in pending.chunk_by(|a, b| a.partition == b.partition) {
+    for group in produce_requests(&pending) {
         let partition = group[0].partition;
         let target = usize::try_from(partition).unwrap_or(0) % context.producers.len();
         let records = group
@@ -122,6 +125,22 @@ async fn publish_pending(context: &DeadLetterContext) -> Result<usize, String> {
         });
     }
     Ok(published)
+}
+
+/// `pending` (in partition and offset order) cut into produce requests: one partition each,
+/// of at most [`PRODUCE_BYTES`] of keys and values, and at least one record.
+fn produce_requests(pending: &[PendingReject]) -> impl Iterator<Item = &[PendingReject]> {
+    let size =
+        |reject: &PendingReject| reject.value.len() + reject.key.as_ref().map_or(0, Vec::len);
+    let mut request_bytes = 0;
+    pending.chunk_by(move |a, b| {
+        request_bytes += size(a);
+        let fits = a.partition == b.partition && request_bytes + size(b) <= PRODUCE_BYTES;
+        if !fits {
+            request_bytes = 0;
+        }
+        fits
+    })
 }
 
 /// The dead-letter record of `reject`: its key, value and headers, and orderstore's.
@@ -188,6 +207,46 @@ async fn delete_expired(context: &DeadLetterContext, retention: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pending(partition: i32, offset: i64, n_bytes: usize) -> PendingReject {
+        PendingReject {
+            partition,
+            offset,
+            value: vec![b'x'; n_bytes],
+            key: None,
+            headers: BTreeMap::new(),
+            reason: ".: empty record".to_string(),
+            kind: None,
+            rejected_at: chrono::DateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn produce_requests_keep_to_one_partition_and_a_size() {
+        let half = PRODUCE_BYTES / 2;
+        let rejects = [
+            pending(0, 1, 10),
+            pending(0, 2, 10),
+            pending(1, 1, half),
+            pending(1, 2, half),
+            pending(1, 3, 1),
+            pending(1, 4, 3 * PRODUCE_BYTES),
+            pending(1, 5, 1),
+        ];
+        let requests: Vec<Vec<(i32, i64)>> = produce_requests(&rejects)
+            .map(|request| request.iter().map(|r| (r.partition, r.offset)).collect())
+            .collect();
+        assert_eq!(
+            requests,
+            vec![
+                vec![(0, 1), (0, 2)],
+                vec![(1, 1), (1, 2)],
+                vec![(1, 3)],
+                vec![(1, 4)],
+                vec![(1, 5)],
+            ]
+        );
+    }
 
     #[test]
     fn a_dead_letter_carries_the_record_and_why_it_was_rejected() {
