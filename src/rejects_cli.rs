@@ -9,8 +9,8 @@ use std::fmt::Write as _;
 use clap::Subcommand;
 
 use crate::config::Settings;
-use crate::http::rejects::{hex, MAX_LIMIT};
-use crate::store::postgres::rejects::{RejectFilter, RejectRow};
+use crate::http::rejects::MAX_LIMIT;
+use crate::store::postgres::rejects::{hex_text, RejectFilter, RejectRow};
 use crate::store::postgres::Database;
 
 /// What `orderstore rejects` shows.
@@ -185,7 +185,7 @@ async fn show(database: &Database, id: i64, in_hex: bool) -> anyhow::Result<Stri
     let _ = writeln!(out, "value:     {size} bytes{kept}");
     match std::str::from_utf8(&detail.value) {
         Ok(text) if !in_hex => out.push_str(text),
-        _ => out.push_str(&hex(&detail.value)),
+        _ => out.push_str(&hex_text(&detail.value)),
     }
     out.push('\n');
     Ok(out)
@@ -193,7 +193,7 @@ async fn show(database: &Database, id: i64, in_hex: bool) -> anyhow::Result<Stri
 
 /// Bytes as text when they are UTF-8, else as `hex:` and their digits.
 fn text_or_hex(bytes: &[u8]) -> String {
-    std::str::from_utf8(bytes).map_or_else(|_| format!("hex:{}", hex(bytes)), str::to_string)
+    std::str::from_utf8(bytes).map_or_else(|_| format!("hex:{}", hex_text(bytes)), str::to_string)
 }
 
 /// `text` on one line, cut to `max` characters.

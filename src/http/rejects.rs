@@ -9,7 +9,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use super::{error, json_answer, HttpState};
-use crate::store::postgres::rejects::{RejectFilter, RejectRow};
+use crate::store::postgres::rejects::{hex_text, RejectFilter, RejectRow};
 use crate::store::postgres::DbError;
 
 /// Most rejects a page holds.
@@ -72,7 +72,7 @@ pub(super) async fn by_id(raw: &str, state: &HttpState) -> HttpResponse {
         Ok(Some(detail)) => {
             let mut body = row_json(&detail.row);
             body["value"] = bytes_json(&detail.value);
-            body["value_hex"] = Value::String(hex(&detail.value));
+            body["value_hex"] = Value::String(hex_text(&detail.value));
             body["kept_in_hex"] = Value::Bool(detail.kept_in_hex);
             body["key"] = detail.key.as_deref().map_or(Value::Null, bytes_json);
             body["headers"] = detail
@@ -158,11 +158,6 @@ fn bytes_json(bytes: &[u8]) -> Value {
     std::str::from_utf8(bytes).map_or(Value::Null, |text| Value::String(text.to_string()))
 }
 
-/// The bytes as lower-case hex digits.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
 fn unavailable(db_error: &DbError) -> HttpResponse {
     tracing::warn!(error = %db_error, "reading rejects from PostgreSQL failed");
     error(
@@ -210,6 +205,5 @@ mod tests {
     fn bytes_are_text_when_they_can_be() {
         assert_eq!(bytes_json(b"abc"), json!("abc"));
         assert_eq!(bytes_json(b"\xff"), Value::Null);
-        assert_eq!(hex(b"\x00\xffA"), "00ff41");
     }
 }

@@ -8,7 +8,7 @@ use futures_util::{pin_mut, SinkExt};
 
 use super::copy::{encode_copy, COPY_ORDERS};
 use super::leases::{check_leases, LeaseGuard};
-use super::rejects::encode_headers;
+use super::rejects::{encode_headers, hex_digits};
 use super::{Database, DbError};
 use crate::order::ValidOrder;
 
@@ -270,17 +270,6 @@ impl Database {
     }
 }
 
-/// The bytes as lower-case hex digits.
-fn hex_digits(bytes: &[u8]) -> Vec<u8> {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut hex = Vec::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        hex.push(DIGITS[usize::from(byte >> 4)]);
-        hex.push(DIGITS[usize::from(byte & 0x0f)]);
-    }
-    hex
-}
-
 /// PostgreSQL text cannot hold NUL, and a reason quoting a hostile value can be long.
 fn clean_reason(reason: &str) -> String {
     let mut cleaned: String = reason
@@ -310,11 +299,5 @@ mod tests {
         let long = "x".repeat(MAX_REASON_CHARS + 5);
         assert_eq!(clean_reason(&long).chars().count(), MAX_REASON_CHARS + 1);
         assert_eq!(clean_reason("short"), "short");
-    }
-
-    #[test]
-    fn hex_digits_spell_every_byte() {
-        assert_eq!(hex_digits(b"\x00\xffAz"), b"00ff417a");
-        assert!(hex_digits(b"").is_empty());
     }
 }

@@ -163,6 +163,23 @@ pub fn decode_headers(mut encoded: &[u8]) -> BTreeMap<String, Vec<u8>> {
     headers
 }
 
+/// The bytes as lower-case hex digits: the form `raw` keeps a record's bytes in when
+/// PostgreSQL refused them as they were (`raw_encoding = 'hex'`).
+pub fn hex_digits(bytes: &[u8]) -> Vec<u8> {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = Vec::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        hex.push(DIGITS[usize::from(byte >> 4)]);
+        hex.push(DIGITS[usize::from(byte & 0x0f)]);
+    }
+    hex
+}
+
+/// The bytes as a string of lower-case hex digits, as the reject routes and CLI show them.
+pub fn hex_text(bytes: &[u8]) -> String {
+    hex_digits(bytes).into_iter().map(char::from).collect()
+}
+
 /// The bytes of lower-case (or upper-case) hex digits; `None` if they are not hex.
 fn from_hex(digits: &[u8]) -> Option<Vec<u8>> {
     let value = |digit: u8| char::from(digit).to_digit(16);
@@ -391,6 +408,13 @@ mod tests {
         assert_eq!(encode_headers(&BTreeMap::new()), None);
         // A cut-off encoding keeps what it holds whole.
         assert_eq!(decode_headers(&encoded[..encoded.len() - 1]).len(), 2);
+    }
+
+    #[test]
+    fn hex_digits_spell_every_byte() {
+        assert_eq!(hex_digits(b"\x00\xffAz"), b"00ff417a");
+        assert!(hex_digits(b"").is_empty());
+        assert_eq!(hex_text(b"\x00\xffA"), "00ff41");
     }
 
     #[test]
