@@ -114,14 +114,7 @@ impl Application {
             .ok_or(StartError::Cancelled)?;
         // Memory is filled as partitions are taken (the restorer), so that it holds the
         // orders this instance owns; it is sized here for all of them.
-        let restore_limits = RestoreLimits {
-            enabled: settings.memory_restore,
-            orders_limit: settings.memory_orders_limit,
-            max_age: settings.memory_max_age,
-            parallelism: std::thread::available_parallelism()
-                .map_or(2, usize::from)
-                .min(settings.db_pool_size),
-        };
+        let restore_limits = RestoreLimits::from_settings(&settings);
         let memory = retry_until_ok("sizing memory for the restore", &shutdown, || {
             sized_memory(restore_limits, &database)
         })

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::retry_until_ok;
+use crate::config::Settings;
 use crate::events::{Events, MemoryRestored, PartitionsLoaded, PartitionsUnloaded};
 use crate::store::memory::MemoryStore;
 use crate::store::postgres::{Database, DbError};
@@ -45,6 +46,19 @@ pub struct RestoreLimits {
 }
 
 impl RestoreLimits {
+    /// The limits `settings` give: `MEMORY_RESTORE`, the sweeper's limits, and as many
+    /// connections at once as there are cores (at most the pool's size).
+    pub fn from_settings(settings: &Settings) -> Self {
+        Self {
+            enabled: settings.memory_restore,
+            orders_limit: settings.memory_orders_limit,
+            max_age: settings.memory_max_age,
+            parallelism: std::thread::available_parallelism()
+                .map_or(2, usize::from)
+                .min(settings.db_pool_size),
+        }
+    }
+
     /// The oldest `date_created` kept, now.
     fn created_after(&self) -> Option<chrono::DateTime<chrono::Utc>> {
         self.max_age

@@ -15,11 +15,8 @@ pub async fn restore(mut settings: Settings, database: &str) -> anyhow::Result<(
     settings.database_url.dbname(database);
     let limits = RestoreLimits {
         enabled: true,
-        orders_limit: settings.memory_orders_limit,
         max_age: None,
-        parallelism: std::thread::available_parallelism()
-            .map_or(2, usize::from)
-            .min(settings.db_pool_size),
+        ..RestoreLimits::from_settings(&settings)
     };
     let checker = connect(&settings.database_url).await?;
     let row = checker
