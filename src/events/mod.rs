@@ -29,7 +29,7 @@ pub use ingest::{
 };
 pub use rejections::{RejectionSummary, SummaryLine, SUMMARY_EVERY};
 pub use service::{
-    HttpRequestServed, InstanceStarted, KafkaAnswered, KafkaConnectFailed, KafkaFetchFailed,
+    FetchAnswered, HttpRequestServed, InstanceStarted, KafkaAnswered, KafkaConnectFailed, KafkaFetchFailed,
     OrdersEvicted, StateObserved, WriterProduced,
 };
 

@@ -15,6 +15,8 @@ pub mod names {
     pub const DUPLICATES: &str = "orderstore_orders_duplicate_total";
     /// Records rejected, by `reason`.
     pub const REJECTED: &str = "orderstore_records_rejected_total";
+    /// Partition fetches answered, by `answer` (`records` or `empty`).
+    pub const FETCHES: &str = "orderstore_kafka_fetches_total";
     /// Failed batch writes that were retried.
     pub const WRITE_RETRIES: &str = "orderstore_postgres_write_retries_total";
     /// Orders evicted from memory, by `cause` (`age` or `count`).

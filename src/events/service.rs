@@ -49,6 +49,27 @@ impl PipelineEvent for KafkaAnswered {
     }
 }
 
+/// A partition's fetch was answered, with `n_records` records: the broker answers, and the
+/// fetches are counted by whether they brought records, which tells how often an idle
+/// instance polls the broker.
+#[derive(Debug, Clone, Copy)]
+pub struct FetchAnswered {
+    /// Records in the answer.
+    pub n_records: usize,
+}
+
+impl PipelineEvent for FetchAnswered {
+    fn emit(self, events: &Events) {
+        KafkaAnswered.emit(events);
+        let answer = if self.n_records == 0 {
+            "empty"
+        } else {
+            "records"
+        };
+        counter!(names::FETCHES, "answer" => answer).increment(1);
+    }
+}
+
 /// Connecting to the brokers failed; the connection is retried with backoff.
 #[derive(Debug)]
 pub struct KafkaConnectFailed<'a> {

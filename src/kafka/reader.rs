@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::{FetchPlan, KafkaRecord};
 use crate::backoff::{retry_until_ok, Backoff};
 use crate::config::StartOffset;
-use crate::events::{Events, KafkaAnswered, KafkaFetchFailed};
+use crate::events::{Events, FetchAnswered, KafkaFetchFailed};
 use crate::offsets::OffsetTracker;
 
 /// What every partition loop shares.
@@ -189,7 +189,9 @@ async fn read_partition(
             // no records and a high watermark below the offset, which says the same.
             Ok((records, high_watermark)) if !(records.is_empty() && high_watermark < offset) => {
                 backoff.reset();
-                context.events.emit(KafkaAnswered);
+                context.events.emit(FetchAnswered {
+                    n_records: records.len(),
+                });
                 context
                     .tracker
                     .observe_high_watermark(partition, high_watermark);

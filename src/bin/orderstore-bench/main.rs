@@ -16,6 +16,9 @@
 //!   the file of their uids the HTTP benchmark draws from.
 //! - `restore` (`restore.rs`): times restoring memory from PostgreSQL and measures resident
 //!   memory per order against the orders' JSON size.
+//! - `freshness` (`freshness.rs`): produces at a steady rate to a running orderstore's topic and
+//!   times each sampled order from the broker's acknowledgement to its first 200 by uid
+//!   (`poll.rs`: the HTTP client), then counts the instance's fetches while it idles.
 //!
 //! `measure.rs` has what every phase reports (time, CPU, page faults, WAL). Services come from
 //! `KAFKA_BROKERS` and `DATABASE_URL` (a superuser URL: databases are created per run); other
@@ -24,9 +27,11 @@
 mod ceiling;
 mod fill;
 mod fleet;
+mod freshness;
 mod ingest;
 mod instances;
 mod measure;
+mod poll;
 mod restore;
 mod stream;
 
@@ -91,6 +96,21 @@ enum Command {
         #[arg(long)]
         database: String,
     },
+    /// Freshness benchmark against a running orderstore that reads KAFKA_TOPIC.
+    Freshness {
+        /// Its HTTP address, host:port.
+        #[arg(long)]
+        http: String,
+        /// Orders per second.
+        #[arg(long, default_value_t = 2_000.0)]
+        rate: f64,
+        /// How long the stream runs.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        duration: std::time::Duration,
+        /// One order in this many is polled.
+        #[arg(long, default_value_t = 10)]
+        sample: u64,
+    },
 }
 
 #[tokio::main]
@@ -117,6 +137,20 @@ async fn main() -> anyhow::Result<()> {
             uids,
         } => fill::fill(&settings, orders, &database, uids.as_deref()).await,
         Command::Restore { database } => restore::restore(settings, &database).await,
+        Command::Freshness {
+            http,
+            rate,
+            duration,
+            sample,
+        } => {
+            let run = freshness::FreshnessRun {
+                http,
+                rate,
+                duration,
+                sample,
+            };
+            freshness::freshness(settings, run).await
+        }
     }
 }
 

@@ -1,0 +1,177 @@
+//! The freshness benchmark: how long an order takes from the broker's acknowledgement to the
+//! first 200 on `/orders/uid/{uid}`, at a steady rate, against a running orderstore; then how
+//! many fetches a second that orderstore sends once the stream stops and it sits idle.
+//!
+//! Orders are produced at a steady pace (every millisecond, the orders then due), each acked
+//! produce timed on its own. Every `sample`-th order is polled until it is found, over a few
+//! keep-alive connections (`poll.rs`); polling all of them would load the shared machine more
+//! than the stream does.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context};
+use orderstore::config::Settings;
+use orderstore::events::Events;
+use orderstore::fake_data::orders::random_order_json;
+use orderstore::fake_data::writer::{self, partition_for_key};
+use orderstore::kafka;
+use rskafka::client::partition::{Compression, PartitionClient};
+use rskafka::record::Record;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::poll::{fetches_total, HttpPool};
+
+/// How often a sampled order is asked for until it is found: the resolution of the result.
+const POLL_EVERY: Duration = Duration::from_millis(2);
+
+/// An order not found this long after its acknowledgement fails the run.
+const GIVE_UP_AFTER: Duration = Duration::from_secs(10);
+
+/// How long the instance idles before its idle fetches are counted, and for how long they are.
+const IDLE_SETTLE: Duration = Duration::from_secs(5);
+const IDLE_COUNTED: Duration = Duration::from_secs(10);
+
+/// What to run.
+pub struct FreshnessRun {
+    /// The orderstore to ask, `host:port`.
+    pub http: String,
+    /// Orders per second.
+    pub rate: f64,
+    /// How long the stream runs.
+    pub duration: Duration,
+    /// One order in `sample` is polled.
+    pub sample: u64,
+}
+
+/// Runs the benchmark against the orderstore at `run.http` that reads `settings`' topic.
+pub async fn freshness(settings: Settings, run: FreshnessRun) -> anyhow::Result<()> {
+    ensure!(run.rate > 0.0 && run.sample > 0, "--rate and --sample must be positive");
+    let never = CancellationToken::new();
+    let client = kafka::connect(&settings, &Events::default(), &never)
+        .await
+        .context("no Kafka")?;
+    let topic = settings.kafka_topic.clone();
+    let partitions = kafka::ensure_topic(&client, &topic, &settings).await?;
+    let producers = writer::partition_clients(&client, &topic, &partitions, &never)
+        .await
+        .context("no partitions")?;
+    let pool = Arc::new(HttpPool::new(run.http.clone()));
+    ensure!(
+        pool.get("/health/ready").await? == 200,
+        "orderstore at {} is not ready",
+        run.http
+    );
+
+    let (acked, mut acks) = mpsc::unbounded_channel::<(String, Instant)>();
+    let stream = tokio::spawn(produce_steadily(producers, run.rate, run.duration, run.sample, acked));
+    let mut pollers = JoinSet::new();
+    while let Some((uid, acked_at)) = acks.recv().await {
+        let pool = Arc::clone(&pool);
+        pollers.spawn(async move { first_found(&pool, &uid, acked_at).await });
+    }
+    let produced = stream.await??;
+    let mut latencies = Vec::new();
+    while let Some(polled) = pollers.join_next().await {
+        latencies.push(polled??);
+    }
+    latencies.sort();
+    let at = |quantile: f64| {
+        let index = ((latencies.len() as f64 * quantile) as usize).min(latencies.len() - 1);
+        latencies[index].as_secs_f64() * 1e3
+    };
+    println!(
+        "freshness: {produced} orders at {} orders/s over {} partitions in {:.0} s; {} polled every {} ms",
+        run.rate,
+        partitions.len(),
+        run.duration.as_secs_f64(),
+        latencies.len(),
+        POLL_EVERY.as_millis()
+    );
+    println!(
+        "broker ack -> first 200 on /orders/uid/{{uid}}: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        at(0.50),
+        at(0.99),
+        at(1.0)
+    );
+
+    tokio::time::sleep(IDLE_SETTLE).await;
+    let before = fetches_total(&pool).await?;
+    tokio::time::sleep(IDLE_COUNTED).await;
+    let after = fetches_total(&pool).await?;
+    println!(
+        "idle: {:.1} fetches/s over {} partitions (orderstore_kafka_fetches_total, {} s after the stream stopped)",
+        (after - before) / IDLE_COUNTED.as_secs_f64(),
+        partitions.len(),
+        IDLE_SETTLE.as_secs()
+    );
+    Ok(())
+}
+
+/// Produces `rate` orders a second for `duration`: every millisecond, the orders due by then,
+/// each produce to its partition acked on its own. Sends every `sample`-th order's uid and
+/// acknowledgement time to `acked`. Returns how many were produced.
+async fn produce_steadily(
+    producers: Vec<Arc<PartitionClient>>,
+    rate: f64,
+    duration: Duration,
+    sample: u64,
+    acked: mpsc::UnboundedSender<(String, Instant)>,
+) -> anyhow::Result<u64> {
+    let mut ticker = tokio::time::interval(Duration::from_millis(1));
+    let mut sends = JoinSet::new();
+    let started = Instant::now();
+    let mut produced = 0_u64;
+    while started.elapsed() < duration {
+        ticker.tick().await;
+        let due = (started.elapsed().as_secs_f64() * rate) as u64;
+        while produced < due {
+            let (uid, json) = random_order_json(&mut rand::rng(), chrono::Utc::now());
+            let partition = &producers[partition_for_key(uid.as_bytes(), producers.len())];
+            let record = Record {
+                key: Some(uid.clone().into_bytes()),
+                value: Some(json),
+                headers: Default::default(),
+                timestamp: chrono::Utc::now(),
+            };
+            let (partition, acked) = (Arc::clone(partition), acked.clone());
+            let sampled = produced % sample == 0;
+            sends.spawn(async move {
+                partition
+                    .produce(vec![record], Compression::NoCompression)
+                    .await
+                    .context("producing to Kafka")?;
+                if sampled {
+                    let _ = acked.send((uid, Instant::now()));
+                }
+                anyhow::Ok(())
+            });
+            produced += 1;
+        }
+        while let Some(sent) = sends.try_join_next() {
+            sent??;
+        }
+    }
+    while let Some(sent) = sends.join_next().await {
+        sent??;
+    }
+    Ok(produced)
+}
+
+/// Asks for `uid` every [`POLL_EVERY`] until it is found; the time from `acked_at`.
+async fn first_found(pool: &HttpPool, uid: &str, acked_at: Instant) -> anyhow::Result<Duration> {
+    let path = format!("/orders/uid/{uid}");
+    loop {
+        match pool.get(&path).await? {
+            200 => return Ok(acked_at.elapsed()),
+            404 => {}
+            status => bail!("GET {path} answered {status}"),
+        }
+        if acked_at.elapsed() > GIVE_UP_AFTER {
+            bail!("order {uid} was not found {GIVE_UP_AFTER:?} after the broker acknowledged it");
+        }
+        tokio::time::sleep(POLL_EVERY).await;
+    }
+}
