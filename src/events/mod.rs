@@ -29,8 +29,8 @@ pub use ingest::{
 };
 pub use rejections::{RejectionSummary, SummaryLine, SUMMARY_EVERY};
 pub use service::{
-    FetchAnswered, HttpRequestServed, InstanceStarted, KafkaAnswered, KafkaConnectFailed, KafkaFetchFailed,
-    OrdersEvicted, StateObserved, WriterProduced,
+    FetchAnswered, HttpRequestServed, InstanceStarted, KafkaAnswered, KafkaConnectFailed,
+    KafkaFetchFailed, OrdersEvicted, StateObserved, WriterProduced,
 };
 
 /// Something the pipeline did, which [`Events::emit`] counts, records and logs.

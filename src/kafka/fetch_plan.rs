@@ -162,7 +162,11 @@ mod tests {
             Some(Duration::from_millis(500)),
             "a transaction marker"
         );
-        assert_eq!(plan.max_wait_ms(), 20, "nothing came back below the watermark");
+        assert_eq!(
+            plan.max_wait_ms(),
+            20,
+            "nothing came back below the watermark"
+        );
         plan.answered(0, 10_050, 10_050);
         assert_eq!(plan.pause(), None, "caught up: the fetch itself waits");
         plan.answered(10, 10_060, 10_060);

@@ -25,7 +25,12 @@ use tokio_util::sync::CancellationToken;
 use crate::poll::{fetches_total, HttpPool};
 
 /// How often a sampled order is asked for until it is found: the resolution of the result.
-const POLL_EVERY: Duration = Duration::from_millis(2);
+const POLL_EVERY: Duration = Duration::from_millis(5);
+
+/// How long orders wait in the producer to go out together, one request per partition, as a
+/// Kafka producer batches what is sent while a request is in flight. Times start at the
+/// acknowledgement, so this adds nothing to them.
+const LINGER: Duration = Duration::from_millis(5);
 
 /// An order not found this long after its acknowledgement fails the run.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(10);
@@ -48,7 +53,10 @@ pub struct FreshnessRun {
 
 /// Runs the benchmark against the orderstore at `run.http` that reads `settings`' topic.
 pub async fn freshness(settings: Settings, run: FreshnessRun) -> anyhow::Result<()> {
-    ensure!(run.rate > 0.0 && run.sample > 0, "--rate and --sample must be positive");
+    ensure!(
+        run.rate > 0.0 && run.sample > 0,
+        "--rate and --sample must be positive"
+    );
     let never = CancellationToken::new();
     let client = kafka::connect(&settings, &Events::default(), &never)
         .await
@@ -66,7 +74,13 @@ pub async fn freshness(settings: Settings, run: FreshnessRun) -> anyhow::Result<
     );
 
     let (acked, mut acks) = mpsc::unbounded_channel::<(String, Instant)>();
-    let stream = tokio::spawn(produce_steadily(producers, run.rate, run.duration, run.sample, acked));
+    let stream = tokio::spawn(produce_steadily(
+        producers,
+        run.rate,
+        run.duration,
+        run.sample,
+        acked,
+    ));
     let mut pollers = JoinSet::new();
     while let Some((uid, acked_at)) = acks.recv().await {
         let pool = Arc::clone(&pool);
@@ -110,8 +124,8 @@ pub async fn freshness(settings: Settings, run: FreshnessRun) -> anyhow::Result<
     Ok(())
 }
 
-/// Produces `rate` orders a second for `duration`: every millisecond, the orders due by then,
-/// each produce to its partition acked on its own. Sends every `sample`-th order's uid and
+/// Produces `rate` orders a second for `duration`: every [`LINGER`], the orders due by then,
+/// one produce per partition, each acked on its own. Sends every `sample`-th order's uid and
 /// acknowledgement time to `acked`. Returns how many were produced.
 async fn produce_steadily(
     producers: Vec<Arc<PartitionClient>>,
@@ -120,35 +134,46 @@ async fn produce_steadily(
     sample: u64,
     acked: mpsc::UnboundedSender<(String, Instant)>,
 ) -> anyhow::Result<u64> {
-    let mut ticker = tokio::time::interval(Duration::from_millis(1));
+    let mut ticker = tokio::time::interval(LINGER);
     let mut sends = JoinSet::new();
     let started = Instant::now();
     let mut produced = 0_u64;
     while started.elapsed() < duration {
         ticker.tick().await;
         let due = (started.elapsed().as_secs_f64() * rate) as u64;
+        let mut by_partition: Vec<(Vec<Record>, Vec<String>)> =
+            vec![Default::default(); producers.len()];
         while produced < due {
             let (uid, json) = random_order_json(&mut rand::rng(), chrono::Utc::now());
-            let partition = &producers[partition_for_key(uid.as_bytes(), producers.len())];
-            let record = Record {
-                key: Some(uid.clone().into_bytes()),
+            let (records, sampled) =
+                &mut by_partition[partition_for_key(uid.as_bytes(), producers.len())];
+            if produced % sample == 0 {
+                sampled.push(uid.clone());
+            }
+            records.push(Record {
+                key: Some(uid.into_bytes()),
                 value: Some(json),
                 headers: Default::default(),
                 timestamp: chrono::Utc::now(),
-            };
+            });
+            produced += 1;
+        }
+        for (partition, (records, sampled)) in producers.iter().zip(by_partition) {
+            if records.is_empty() {
+                continue;
+            }
             let (partition, acked) = (Arc::clone(partition), acked.clone());
-            let sampled = produced % sample == 0;
             sends.spawn(async move {
                 partition
-                    .produce(vec![record], Compression::NoCompression)
+                    .produce(records, Compression::NoCompression)
                     .await
                     .context("producing to Kafka")?;
-                if sampled {
-                    let _ = acked.send((uid, Instant::now()));
+                let acked_at = Instant::now();
+                for uid in sampled {
+                    let _ = acked.send((uid, acked_at));
                 }
                 anyhow::Ok(())
             });
-            produced += 1;
         }
         while let Some(sent) = sends.try_join_next() {
             sent??;

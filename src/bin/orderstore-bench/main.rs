@@ -108,7 +108,7 @@ enum Command {
         #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
         duration: std::time::Duration,
         /// One order in this many is polled.
-        #[arg(long, default_value_t = 10)]
+        #[arg(long, default_value_t = 20)]
         sample: u64,
     },
 }

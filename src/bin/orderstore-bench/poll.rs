@@ -31,17 +31,23 @@ impl HttpPool {
         Ok(self.get_with_body(path).await?.0)
     }
 
-    /// `GET path`: the status and the body.
+    /// `GET path`: the status and the body. A kept connection the server has closed meanwhile
+    /// (its keep-alive timeout) is replaced by a new one.
     pub async fn get_with_body(&self, path: &str) -> anyhow::Result<(u16, Vec<u8>)> {
         let idle = self.idle.lock().await.pop();
-        let mut connection = match idle {
-            Some(connection) => connection,
-            None => BufReader::new(
-                TcpStream::connect(&self.address)
-                    .await
-                    .with_context(|| format!("cannot connect to {}", self.address))?,
-            ),
-        };
+        if let Some(mut connection) = idle {
+            if let Ok(Ok(answer)) =
+                tokio::time::timeout(ANSWER_TIMEOUT, exchange(&mut connection, path)).await
+            {
+                self.idle.lock().await.push(connection);
+                return Ok(answer);
+            }
+        }
+        let mut connection = BufReader::new(
+            TcpStream::connect(&self.address)
+                .await
+                .with_context(|| format!("cannot connect to {}", self.address))?,
+        );
         let answer = tokio::time::timeout(ANSWER_TIMEOUT, exchange(&mut connection, path))
             .await
             .with_context(|| format!("GET {path}: no answer in {ANSWER_TIMEOUT:?}"))??;
