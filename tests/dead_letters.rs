@@ -117,19 +117,21 @@ async fn pending(db: &tokio_postgres::Client) -> (i64, i64) {
     (recorded, pending)
 }
 
-/// What the dead-letter topic (of `n_partitions`) holds must be exactly `sent`, each once, in
-/// source order.
-fn check_dead_letters(
+/// What the dead-letter topic `dead_letters` (of `n_partitions`, on `brokers`) holds must be
+/// exactly `sent`, each once, in source order.
+async fn check_dead_letters(
     sent: &BTreeMap<(i32, i64), Hostile>,
-    read: &HashMap<i32, Vec<Record>>,
+    brokers: &str,
+    dead_letters: &str,
     n_partitions: i32,
     source_topic: &str,
 ) {
+    let read = read_topic(brokers, dead_letters, n_partitions).await;
     let header = |record: &Record, name: &str| {
         String::from_utf8_lossy(record.headers.get(name).map_or(&[][..], |v| v)).into_owned()
     };
     let mut seen = Vec::new();
-    for (dead_letter_partition, records) in read {
+    for (dead_letter_partition, records) in &read {
         let mut last_offset: HashMap<i32, i64> = HashMap::new();
         for record in records {
             let partition: i32 = header(record, "orderstore.source.partition")
@@ -188,12 +190,7 @@ async fn every_reject_reaches_the_dead_letter_topic_once_in_order_with_its_heade
     .await;
     app.stop().await;
     let brokers = &services().kafka_brokers;
-    check_dead_letters(
-        &sent,
-        &read_topic(brokers, &dead_letters, 4).await,
-        4,
-        &bed.topic,
-    );
+    check_dead_letters(&sent, brokers, &dead_letters, 4, &bed.topic).await;
     assert_eq!(
         count(&bed.db, "SELECT count(*) FROM orders").await,
         120,
@@ -220,12 +217,7 @@ async fn rejects_recorded_without_a_dead_letter_topic_are_published_once_it_is_s
     .await;
     app.stop().await;
     let brokers = &services().kafka_brokers;
-    check_dead_letters(
-        &sent,
-        &read_topic(brokers, &dead_letters, 4).await,
-        4,
-        &bed.topic,
-    );
+    check_dead_letters(&sent, brokers, &dead_letters, 4, &bed.topic).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -329,12 +321,7 @@ async fn pending_rejects_survive_a_sigkill_and_a_broker_outage() {
     )
     .await;
     third.terminate();
-    check_dead_letters(
-        &sent,
-        &read_topic(&brokers, &dead_letters, 8).await,
-        8,
-        &topic,
-    );
+    check_dead_letters(&sent, &brokers, &dead_letters, 8, &topic).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
