@@ -92,6 +92,10 @@ pub async fn freshness(settings: Settings, run: FreshnessRun) -> anyhow::Result<
     while let Some(polled) = pollers.join_next().await {
         latencies.push(polled??);
     }
+    ensure!(
+        !latencies.is_empty(),
+        "no order was polled: stream longer (--duration) or poll more of them (--sample)"
+    );
     latencies.sort();
     let at = |quantile: f64| {
         let index = ((latencies.len() as f64 * quantile) as usize).min(latencies.len() - 1);
