@@ -1,15 +1,17 @@
 //! How much a partition's next fetch asks for, and how long the broker may hold it.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Most bytes the first fetch of a partition asks for.
 const FIRST_FETCH_BYTES: i32 = 64 << 10;
 
-/// The wait of a caught-up partition's first fetch after an answer with records: short, so that
-/// orders keep arriving within milliseconds on a broker that holds a fetch for part of its wait
-/// whatever it has (tansu, about half), and doubling with every empty answer up to
-/// `KAFKA_FETCH_MAX_WAIT`, so that an idle partition is polled as rarely as before.
+/// The wait of a caught-up partition's fetches while records flow: short, so that orders keep
+/// arriving within milliseconds on a broker that holds a fetch for its wait whatever it has.
 pub const LIVELY_FETCH_WAIT: Duration = Duration::from_millis(10);
+
+/// How long after its last records a partition counts as lively and keeps the short wait;
+/// after that, every empty answer doubles the wait up to `KAFKA_FETCH_MAX_WAIT`.
+pub const LIVELY_PERIOD: Duration = Duration::from_secs(1);
 
 /// What a partition's next fetch asks the broker for: how many bytes, and how long the broker
 /// may hold it open waiting for records.
@@ -19,14 +21,17 @@ pub const LIVELY_FETCH_WAIT: Duration = Duration::from_millis(10);
 ///   before the first fetches are decoded and checked; small first fetches give the batch
 ///   writers work at once, and six doublings later fetches are full size.
 /// - Wait: none while the partition is behind its high watermark. Once it has caught up, the
-///   wait starts at [`LIVELY_FETCH_WAIT`] and doubles with every empty answer up to
-///   `KAFKA_FETCH_MAX_WAIT`; an answer with records starts it short again. Kafka answers as
-///   soon as it has records whatever the wait, but tansu holds every fetch for about half of
-///   its wait even when it has records: a steady stream read with the full wait would reach
-///   memory in bursts, hundreds of milliseconds late, and a backlog would be read one held
-///   fetch at a time. An idle partition settles at `KAFKA_FETCH_MAX_WAIT` after a handful of
-///   fetches. An answer with no records below the high watermark counts as caught up (see
-///   [`FetchPlan::pause`]).
+///   wait is [`LIVELY_FETCH_WAIT`] as long as the partition's last records came less than
+///   [`LIVELY_PERIOD`] ago; after that, every empty answer doubles it up to
+///   `KAFKA_FETCH_MAX_WAIT`, and the next records make it short again. Kafka answers as soon
+///   as it has records whatever the wait, but tansu reads a partition when the fetch arrives
+///   and answers with that after the whole wait (half of it from 250 ms on), without the
+///   records that came meanwhile. So on tansu the wait is the delay of a steady stream, and
+///   it must stay short for as long as records flow: doubling it at the first empty answer
+///   let a stream with gaps of a few tens of milliseconds wait 80 or 160 ms now and then. An
+///   idle partition settles at `KAFKA_FETCH_MAX_WAIT` a second and a handful of fetches after
+///   its last records. An answer with no records below the high watermark counts as caught
+///   up (see [`FetchPlan::pause`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FetchPlan {
     bytes: i32,
@@ -34,8 +39,10 @@ pub struct FetchPlan {
     /// The wait of the next fetch once caught up.
     wait: Duration,
     max_wait: Duration,
+    /// When the last answer with records came.
+    last_records: Option<Instant>,
     behind: bool,
-    pause: bool,
+    pause: Option<Duration>,
 }
 
 impl FetchPlan {
@@ -46,8 +53,9 @@ impl FetchPlan {
             max_bytes,
             wait: LIVELY_FETCH_WAIT.min(max_wait),
             max_wait,
+            last_records: None,
             behind: true,
-            pause: false,
+            pause: None,
         }
     }
 
@@ -66,27 +74,43 @@ impl FetchPlan {
     }
 
     /// How long to wait before the next fetch, if at all: after a full-size fetch came back
-    /// empty below the high watermark. rskafka reads committed records only, so what is there
-    /// is a transaction still open (Kafka holds such a fetch for its wait) or a transaction
-    /// marker, which rskafka leaves out of its answers. Kafka answers a fetch for a marker at
-    /// once whatever its wait: without a pause the reader would spin until the producer writes
-    /// again.
+    /// empty below the high watermark, the caught-up wait, which doubles with every such
+    /// answer in a row up to `KAFKA_FETCH_MAX_WAIT`. rskafka reads committed records only, so
+    /// what is there is a transaction still open (Kafka holds such a fetch for its wait) or a
+    /// transaction marker, which rskafka leaves out of its answers. Kafka answers a fetch for a
+    /// marker at once whatever its wait: without a pause the reader would spin until the
+    /// producer writes again. tansu answers so too when a produce lands between its read of
+    /// the partition and of its high watermark, which is why the pause starts short: a pause
+    /// of the whole `KAFKA_FETCH_MAX_WAIT` held a partition of a steady stream for 500 ms.
     pub fn pause(&self) -> Option<Duration> {
-        self.pause.then_some(self.max_wait)
+        self.pause
     }
 
-    /// Plans the next fetch after an answer of `n_records` records: `next_offset` is where it
-    /// reads from and `high_watermark` the one the answer gave. Every answer doubles the size,
-    /// empty ones too, so that a record larger than the current size is fetched once the size
-    /// holds it. Records make the next caught-up wait short; an empty answer doubles it. An
-    /// empty answer below the high watermark makes the next fetch wait as a caught-up one
-    /// does, after a [`pause`](Self::pause).
-    pub fn answered(&mut self, n_records: usize, next_offset: i64, high_watermark: i64) {
+    /// Plans the next fetch after an answer of `n_records` records that came at `now`:
+    /// `next_offset` is where it reads from and `high_watermark` the one the answer gave. Every
+    /// answer doubles the size, empty ones too, so that a record larger than the current size
+    /// is fetched once the size holds it. Records make the next caught-up wait short, and it
+    /// stays short for [`LIVELY_PERIOD`]; an empty answer after that doubles it. An empty
+    /// answer below the high watermark makes the next fetch wait as a caught-up one does,
+    /// after a [`pause`](Self::pause), and doubles the wait however lively the partition.
+    pub fn answered(
+        &mut self,
+        n_records: usize,
+        next_offset: i64,
+        high_watermark: i64,
+        now: Instant,
+    ) {
         let empty_below_watermark = n_records == 0 && next_offset < high_watermark;
-        self.pause = empty_below_watermark && self.bytes == self.max_bytes;
+        self.pause = (empty_below_watermark && self.bytes == self.max_bytes).then_some(self.wait);
         self.bytes = self.bytes.saturating_mul(2).min(self.max_bytes);
         self.behind = n_records > 0 && next_offset < high_watermark;
-        self.wait = if n_records > 0 {
+        if n_records > 0 {
+            self.last_records = Some(now);
+        }
+        let lively = self
+            .last_records
+            .is_some_and(|at| now.saturating_duration_since(at) < LIVELY_PERIOD);
+        self.wait = if lively && self.pause.is_none() {
             LIVELY_FETCH_WAIT.min(self.max_wait)
         } else {
             self.wait.saturating_mul(2).min(self.max_wait)
@@ -100,11 +124,12 @@ mod tests {
 
     #[test]
     fn fetches_start_small_and_double_up_to_the_maximum() {
+        let now = Instant::now();
         let mut plan = FetchPlan::new(300 << 10, Duration::from_millis(500));
         let mut ends = Vec::new();
         for _ in 0..6 {
             ends.push(plan.bytes().end);
-            plan.answered(100, 0, 10);
+            plan.answered(100, 0, 10, now);
         }
         assert_eq!(
             ends,
@@ -119,7 +144,7 @@ mod tests {
         );
 
         let mut growing = FetchPlan::new(4 << 20, Duration::from_millis(500));
-        growing.answered(0, 0, 10);
+        growing.answered(0, 0, 10, now);
         assert_eq!(
             growing.pause(),
             None,
@@ -131,12 +156,12 @@ mod tests {
 
         let mut at_limit = FetchPlan::new(i32::MAX, Duration::from_secs(3600 * 24 * 365));
         for _ in 0..40 {
-            at_limit.answered(100, 0, 10);
+            at_limit.answered(100, 0, 10, now);
         }
         assert_eq!(at_limit.bytes(), 1..i32::MAX);
         assert_eq!(at_limit.max_wait_ms(), 0);
         for _ in 0..40 {
-            at_limit.answered(0, 10, 10);
+            at_limit.answered(0, 10, 10, now + LIVELY_PERIOD);
         }
         assert_eq!(
             at_limit.max_wait_ms(),
@@ -147,51 +172,105 @@ mod tests {
 
     #[test]
     fn fetches_wait_only_once_caught_up() {
+        let now = Instant::now();
         let mut plan = FetchPlan::new(FIRST_FETCH_BYTES, Duration::from_millis(500));
         assert_eq!(plan.max_wait_ms(), 0, "the first fetch may be behind");
-        plan.answered(3000, 3000, 10_000);
+        plan.answered(3000, 3000, 10_000, now);
         assert_eq!(plan.max_wait_ms(), 0, "records remain");
-        plan.answered(7000, 10_000, 10_000);
+        plan.answered(7000, 10_000, 10_000, now);
         assert_eq!(plan.max_wait_ms(), 10, "caught up while records flow");
-        plan.answered(1, 10_001, 10_050);
+        plan.answered(1, 10_001, 10_050, now);
         assert_eq!(plan.max_wait_ms(), 0, "new records arrived");
         assert_eq!(plan.pause(), None);
-        plan.answered(0, 10_001, 10_050);
+        plan.answered(0, 10_001, 10_050, now);
         assert_eq!(
             plan.pause(),
-            Some(Duration::from_millis(500)),
-            "a transaction marker"
+            Some(Duration::from_millis(10)),
+            "a transaction marker, or a produce that tansu saw in between"
         );
         assert_eq!(
             plan.max_wait_ms(),
             20,
             "nothing came back below the watermark"
         );
-        plan.answered(0, 10_050, 10_050);
+        plan.answered(0, 10_050, 10_050, now);
         assert_eq!(plan.pause(), None, "caught up: the fetch itself waits");
-        plan.answered(10, 10_060, 10_060);
+        plan.answered(10, 10_060, 10_060, now);
         assert_eq!(plan.pause(), None);
         assert_eq!(plan.max_wait_ms(), 10);
     }
 
     #[test]
-    fn an_idle_partition_waits_longer_up_to_the_maximum() {
+    fn a_fetch_answered_empty_below_the_watermark_pauses_longer_each_time() {
+        let now = Instant::now();
         let mut plan = FetchPlan::new(FIRST_FETCH_BYTES, Duration::from_millis(500));
-        plan.answered(5, 5, 5);
-        let mut waits = vec![plan.max_wait_ms()];
+        plan.answered(1, 1, 1, now);
+        let mut pauses = Vec::new();
         for _ in 0..8 {
-            plan.answered(0, 5, 5);
-            waits.push(plan.max_wait_ms());
+            plan.answered(0, 1, 2, now);
+            pauses.push(plan.pause().map(|pause| pause.as_millis()));
         }
+        assert_eq!(
+            pauses,
+            [10, 20, 40, 80, 160, 320, 500, 500].map(Some),
+            "a marker at the end of a lively partition is not fetched in a spin"
+        );
+        plan.answered(3, 5, 5, now);
+        assert_eq!(plan.pause(), None);
+        assert_eq!(plan.max_wait_ms(), 10, "records make the wait short again");
+    }
+
+    /// Answers `n` empty fetches, each coming back after its whole wait (as tansu answers),
+    /// from `now` on; returns the waits asked for and the time after the last answer.
+    fn idle_fetches(plan: &mut FetchPlan, mut now: Instant, n: usize) -> (Vec<i32>, Instant) {
+        let mut waits = Vec::new();
+        for _ in 0..n {
+            let wait = plan.max_wait_ms();
+            waits.push(wait);
+            now += Duration::from_millis(u64::try_from(wait).unwrap());
+            plan.answered(0, 5, 5, now);
+        }
+        (waits, now)
+    }
+
+    #[test]
+    fn a_stream_with_gaps_keeps_the_short_wait() {
+        let start = Instant::now();
+        let mut plan = FetchPlan::new(FIRST_FETCH_BYTES, Duration::from_millis(500));
+        let mut now = start;
+        for _ in 0..20 {
+            plan.answered(5, 5, 5, now);
+            // Up to 900 ms without records between two answers with records.
+            let (waits, after) = idle_fetches(&mut plan, now, 89);
+            assert!(waits.iter().all(|wait| *wait == 10), "{waits:?}");
+            now = after;
+        }
+        assert!(now - start > Duration::from_secs(17));
+    }
+
+    #[test]
+    fn an_idle_partition_waits_longer_up_to_the_maximum() {
+        let start = Instant::now();
+        let mut plan = FetchPlan::new(FIRST_FETCH_BYTES, Duration::from_millis(500));
+        plan.answered(5, 5, 5, start);
+        let (lively, now) = idle_fetches(&mut plan, start, 99);
+        assert!(lively.iter().all(|wait| *wait == 10), "{lively:?}");
+        let (waits, now) = idle_fetches(&mut plan, now, 9);
         assert_eq!(waits, [10, 20, 40, 80, 160, 320, 500, 500, 500]);
-        plan.answered(1, 6, 6);
+        assert!(now - start < Duration::from_secs(4), "idle within 4 s");
+        plan.answered(1, 6, 6, now);
         assert_eq!(plan.max_wait_ms(), 10, "records make the wait short again");
 
+        let mut never_lively = FetchPlan::new(FIRST_FETCH_BYTES, Duration::from_millis(500));
+        never_lively.answered(0, 0, 0, start);
+        let (waits, _) = idle_fetches(&mut never_lively, start, 3);
+        assert_eq!(waits, [20, 40, 80], "a partition without records is idle");
+
         let mut short = FetchPlan::new(FIRST_FETCH_BYTES, Duration::from_millis(4));
-        short.answered(1, 1, 1);
+        short.answered(1, 1, 1, start);
         assert_eq!(short.max_wait_ms(), 4, "never longer than the maximum");
         let mut none = FetchPlan::new(FIRST_FETCH_BYTES, Duration::ZERO);
-        none.answered(0, 1, 1);
+        none.answered(0, 1, 1, start);
         assert_eq!(none.max_wait_ms(), 0);
     }
 }

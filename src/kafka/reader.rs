@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use rskafka::client::error::{Error as KafkaError, ProtocolError};
@@ -196,7 +196,7 @@ async fn read_partition(
                     .tracker
                     .observe_high_watermark(partition, high_watermark);
                 let next_offset = records.last().map_or(offset, |record| record.offset + 1);
-                plan.answered(records.len(), next_offset, high_watermark);
+                plan.answered(records.len(), next_offset, high_watermark, Instant::now());
                 records
             }
             Ok(_)

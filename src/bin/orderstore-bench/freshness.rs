@@ -50,6 +50,17 @@ pub struct FreshnessRun {
     pub duration: Duration,
     /// One order in `sample` is polled.
     pub sample: u64,
+    /// Where every polled order's times go, if anywhere.
+    pub samples: Option<std::path::PathBuf>,
+}
+
+/// One polled order.
+struct Polled {
+    partition: i32,
+    /// From the stream's start to the acknowledgement.
+    acked: Duration,
+    /// From the acknowledgement to the first 200.
+    latency: Duration,
 }
 
 /// Runs the benchmark against the orderstore at `run.http` that reads `settings`' topic.
@@ -74,7 +85,8 @@ pub async fn freshness(settings: Settings, run: FreshnessRun) -> anyhow::Result<
         run.http
     );
 
-    let (acked, mut acks) = mpsc::unbounded_channel::<(String, Instant)>();
+    let (acked, mut acks) = mpsc::unbounded_channel::<(String, i32, Instant)>();
+    let started = Instant::now();
     let stream = tokio::spawn(produce_steadily(
         producers,
         run.rate,
@@ -83,15 +95,38 @@ pub async fn freshness(settings: Settings, run: FreshnessRun) -> anyhow::Result<
         acked,
     ));
     let mut pollers = JoinSet::new();
-    while let Some((uid, acked_at)) = acks.recv().await {
+    while let Some((uid, partition, acked_at)) = acks.recv().await {
         let pool = Arc::clone(&pool);
-        pollers.spawn(async move { first_found(&pool, &uid, acked_at).await });
+        pollers.spawn(async move {
+            let latency = first_found(&pool, &uid, acked_at).await?;
+            anyhow::Ok(Polled {
+                partition,
+                acked: acked_at - started,
+                latency,
+            })
+        });
     }
     let produced = stream.await??;
-    let mut latencies = Vec::new();
-    while let Some(polled) = pollers.join_next().await {
-        latencies.push(polled??);
+    let mut polled = Vec::new();
+    while let Some(one) = pollers.join_next().await {
+        polled.push(one??);
     }
+    if let Some(path) = &run.samples {
+        polled.sort_by_key(|one| one.acked);
+        let lines: String = polled
+            .iter()
+            .map(|one| {
+                format!(
+                    "{:.3} {:.1} {}\n",
+                    one.acked.as_secs_f64(),
+                    one.latency.as_secs_f64() * 1e3,
+                    one.partition
+                )
+            })
+            .collect();
+        std::fs::write(path, lines).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let mut latencies: Vec<Duration> = polled.iter().map(|one| one.latency).collect();
     ensure!(
         !latencies.is_empty(),
         "no order was polled: stream longer (--duration) or poll more of them (--sample)"
@@ -130,14 +165,14 @@ pub async fn freshness(settings: Settings, run: FreshnessRun) -> anyhow::Result<
 }
 
 /// Produces `rate` orders a second for `duration`: every [`LINGER`], the orders due by then,
-/// one produce per partition, each acked on its own. Sends every `sample`-th order's uid and
-/// acknowledgement time to `acked`. Returns how many were produced.
+/// one produce per partition, each acked on its own. Sends every `sample`-th order's uid,
+/// partition and acknowledgement time to `acked`. Returns how many were produced.
 async fn produce_steadily(
     producers: Vec<Arc<PartitionClient>>,
     rate: f64,
     duration: Duration,
     sample: u64,
-    acked: mpsc::UnboundedSender<(String, Instant)>,
+    acked: mpsc::UnboundedSender<(String, i32, Instant)>,
 ) -> anyhow::Result<u64> {
     let mut ticker = tokio::time::interval(LINGER);
     let mut sends = JoinSet::new();
@@ -175,7 +210,7 @@ async fn produce_steadily(
                     .context("producing to Kafka")?;
                 let acked_at = Instant::now();
                 for uid in sampled {
-                    let _ = acked.send((uid, acked_at));
+                    let _ = acked.send((uid, partition.partition(), acked_at));
                 }
                 anyhow::Ok(())
             });

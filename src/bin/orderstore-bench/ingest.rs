@@ -303,7 +303,7 @@ async fn read_partition(
                 value: record.record.value.unwrap_or_default(),
             });
         }
-        plan.answered(n_records, offset, high_watermark);
+        plan.answered(n_records, offset, high_watermark, std::time::Instant::now());
         if offset >= high_watermark {
             return Ok(documents);
         }

@@ -110,6 +110,10 @@ enum Command {
         /// One order in this many is polled.
         #[arg(long, default_value_t = 20)]
         sample: u64,
+        /// Also write every polled order to this file: seconds from the stream's start to its
+        /// acknowledgement, milliseconds to its first 200, and its partition.
+        #[arg(long)]
+        samples: Option<std::path::PathBuf>,
     },
 }
 
@@ -142,12 +146,14 @@ async fn main() -> anyhow::Result<()> {
             rate,
             duration,
             sample,
+            samples,
         } => {
             let run = freshness::FreshnessRun {
                 http,
                 rate,
                 duration,
                 sample,
+                samples,
             };
             freshness::freshness(settings, run).await
         }
