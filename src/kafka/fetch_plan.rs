@@ -227,7 +227,7 @@ mod tests {
         for _ in 0..n {
             let wait = plan.max_wait_ms();
             waits.push(wait);
-            now += Duration::from_millis(u64::try_from(wait).unwrap());
+            now += Duration::from_millis(u64::from(wait.unsigned_abs()));
             plan.answered(0, 5, 5, now);
         }
         (waits, now)
