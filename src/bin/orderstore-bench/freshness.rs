@@ -89,6 +89,7 @@ pub async fn freshness(settings: Settings, run: FreshnessRun) -> anyhow::Result<
     let started = Instant::now();
     let stream = tokio::spawn(produce_steadily(
         producers,
+        started,
         run.rate,
         run.duration,
         run.sample,
@@ -164,11 +165,12 @@ pub async fn freshness(settings: Settings, run: FreshnessRun) -> anyhow::Result<
     Ok(())
 }
 
-/// Produces `rate` orders a second for `duration`: every [`LINGER`], the orders due by then,
-/// one produce per partition, each acked on its own. Sends every `sample`-th order's uid,
-/// partition and acknowledgement time to `acked`. Returns how many were produced.
+/// Produces `rate` orders a second for `duration` from `started`: every [`LINGER`], the orders
+/// due by then, one produce per partition, each acked on its own. Sends every `sample`-th
+/// order's uid, partition and acknowledgement time to `acked`. Returns how many were produced.
 async fn produce_steadily(
     producers: Vec<Arc<PartitionClient>>,
+    started: Instant,
     rate: f64,
     duration: Duration,
     sample: u64,
@@ -176,7 +178,6 @@ async fn produce_steadily(
 ) -> anyhow::Result<u64> {
     let mut ticker = tokio::time::interval(LINGER);
     let mut sends = JoinSet::new();
-    let started = Instant::now();
     let mut produced = 0_u64;
     while started.elapsed() < duration {
         ticker.tick().await;
