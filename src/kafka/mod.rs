@@ -14,7 +14,7 @@ pub mod security;
 
 pub use client::{connect, ensure_topic};
 pub use consumer::{run_consumer, ConsumerContext};
-pub use fetch_plan::FetchPlan;
+pub use fetch_plan::{FetchPlan, WARM_PERIOD};
 pub use reader::{assign_partitions, run_reader, PartitionCommand, ReaderContext};
 
 /// One Kafka record on its way to a batch writer.

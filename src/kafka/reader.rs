@@ -170,7 +170,11 @@ async fn read_partition(
         .tracker
         .start_partition(partition, offset, stored, epoch);
 
-    let mut plan = FetchPlan::new(context.fetch_max_bytes, context.fetch_max_wait);
+    let mut plan = FetchPlan::new(
+        context.fetch_max_bytes,
+        context.fetch_max_wait,
+        Instant::now(),
+    );
     let mut backoff = Backoff::for_outages();
     loop {
         if context.events.halted_at(partition).is_some() {

@@ -1,6 +1,9 @@
 //! The freshness benchmark: how long an order takes from the broker's acknowledgement to the
 //! first 200 on `/orders/uid/{uid}`, at a steady rate, against a running orderstore; then how
-//! many fetches a second that orderstore sends once the stream stops and it sits idle.
+//! many fetches a second that orderstore sends once the stream stops and it sits idle, in the
+//! first minute (warm) and after it (cold). With `--fsync-probe`, the disk under PostgreSQL is
+//! timed meanwhile (`fsync_probe.rs`), and the slow orders that waited through a slow sync
+//! are counted.
 //!
 //! Orders are produced at a steady pace (every millisecond, the orders then due), each acked
 //! produce timed on its own. Every `sample`-th order is polled until it is found, over a few
@@ -22,6 +25,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::fsync_probe::{FsyncProbe, Stall, SLOW};
 use crate::poll::{fetches_total, HttpPool};
 
 /// How often a sampled order is asked for until it is found: the resolution of the result.
@@ -36,9 +40,13 @@ const LINGER: Duration = Duration::from_millis(20);
 /// An order not found this long after its acknowledgement fails the run.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(10);
 
-/// How long the instance idles before its idle fetches are counted, and for how long they are.
+/// How long the instance idles before its idle fetches are counted, and for how long they are:
+/// once while its partitions are warm, once after `kafka::WARM_PERIOD`, when they are cold.
 const IDLE_SETTLE: Duration = Duration::from_secs(5);
 const IDLE_COUNTED: Duration = Duration::from_secs(10);
+
+/// The latency over which a polled order counts as slow in the disk's report: the target.
+const SLOW_ORDER: Duration = Duration::from_millis(100);
 
 /// What to run.
 pub struct FreshnessRun {
@@ -52,6 +60,8 @@ pub struct FreshnessRun {
     pub sample: u64,
     /// Where every polled order's times go, if anywhere.
     pub samples: Option<std::path::PathBuf>,
+    /// A directory on the disk under PostgreSQL, to time `fdatasync` in, if any.
+    pub fsync_probe: Option<std::path::PathBuf>,
 }
 
 /// One polled order.
@@ -87,6 +97,13 @@ pub async fn freshness(settings: Settings, run: FreshnessRun) -> anyhow::Result<
 
     let (acked, mut acks) = mpsc::unbounded_channel::<(String, i32, Instant)>();
     let started = Instant::now();
+    let probe = match &run.fsync_probe {
+        Some(dir) => Some(
+            FsyncProbe::start(dir, started)
+                .with_context(|| format!("starting the fsync probe in {}", dir.display()))?,
+        ),
+        None => None,
+    };
     let stream = tokio::spawn(produce_steadily(
         producers,
         started,
@@ -112,6 +129,8 @@ pub async fn freshness(settings: Settings, run: FreshnessRun) -> anyhow::Result<
     while let Some(one) = pollers.join_next().await {
         polled.push(one??);
     }
+    let stopped = tokio::time::Instant::now();
+    let disk = probe.map(FsyncProbe::stop).transpose()?;
     if let Some(path) = &run.samples {
         polled.sort_by_key(|one| one.acked);
         let lines: String = polled
@@ -152,17 +171,64 @@ pub async fn freshness(settings: Settings, run: FreshnessRun) -> anyhow::Result<
         at(1.0)
     );
 
-    tokio::time::sleep(IDLE_SETTLE).await;
-    let before = fetches_total(&pool).await?;
-    tokio::time::sleep(IDLE_COUNTED).await;
-    let after = fetches_total(&pool).await?;
+    if let (Some((n_syncs, stalls)), Some(dir)) = (disk, &run.fsync_probe) {
+        report_disk(&polled, n_syncs, &stalls, dir);
+    }
+
+    tokio::time::sleep_until(stopped + IDLE_SETTLE).await;
+    let warm = fetch_rate(&pool).await?;
+    tokio::time::sleep_until(stopped + kafka::WARM_PERIOD + IDLE_SETTLE).await;
+    let cold = fetch_rate(&pool).await?;
     println!(
-        "idle: {:.1} fetches/s over {} partitions (orderstore_kafka_fetches_total, {} s after the stream stopped)",
-        (after - before) / IDLE_COUNTED.as_secs_f64(),
+        "idle: {warm:.1} fetches/s over {} partitions while warm ({} s after the stream stopped), \
+         {cold:.1} once cold ({} s after; orderstore_kafka_fetches_total)",
         partitions.len(),
-        IDLE_SETTLE.as_secs()
+        IDLE_SETTLE.as_secs(),
+        (kafka::WARM_PERIOD + IDLE_SETTLE).as_secs()
     );
     Ok(())
+}
+
+/// The instance's fetches a second over [`IDLE_COUNTED`] from now.
+async fn fetch_rate(pool: &HttpPool) -> anyhow::Result<f64> {
+    let before = fetches_total(pool).await?;
+    tokio::time::sleep(IDLE_COUNTED).await;
+    let after = fetches_total(pool).await?;
+    Ok((after - before) / IDLE_COUNTED.as_secs_f64())
+}
+
+/// Prints the probe's slow syncs and how many of the slow orders waited through one.
+fn report_disk(polled: &[Polled], n_syncs: u64, stalls: &[Stall], dir: &std::path::Path) {
+    let longest = stalls.iter().max_by_key(|stall| stall.took);
+    println!(
+        "disk: {} of {n_syncs} fdatasync calls in {} took over {} ms{}",
+        stalls.len(),
+        dir.display(),
+        SLOW.as_millis(),
+        longest.map_or(String::new(), |stall| format!(
+            " (longest {:.0} ms, {:.1} s into the stream)",
+            stall.took.as_secs_f64() * 1e3,
+            stall.at.as_secs_f64()
+        ))
+    );
+    let slow: Vec<&Polled> = polled
+        .iter()
+        .filter(|one| one.latency > SLOW_ORDER)
+        .collect();
+    let through_stall = slow
+        .iter()
+        .filter(|one| {
+            let waited = one.acked..one.acked + one.latency;
+            stalls
+                .iter()
+                .any(|stall| stall.at < waited.end && waited.start < stall.at + stall.took)
+        })
+        .count();
+    println!(
+        "polled orders over {} ms: {}, of which {through_stall} waited through a slow fdatasync",
+        SLOW_ORDER.as_millis(),
+        slow.len()
+    );
 }
 
 /// Produces `rate` orders a second for `duration` from `started`: every [`LINGER`], the orders

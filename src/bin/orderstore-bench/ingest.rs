@@ -289,7 +289,7 @@ async fn read_partition(
     let mut documents = Vec::new();
     let mut offset = 0;
     // The same fetch sizes and waits as orderstore's readers.
-    let mut plan = kafka::FetchPlan::new(max_bytes, max_wait);
+    let mut plan = kafka::FetchPlan::new(max_bytes, max_wait, std::time::Instant::now());
     loop {
         let (records, high_watermark) = client
             .fetch_records(offset, plan.bytes(), plan.max_wait_ms())

@@ -18,7 +18,8 @@
 //!   memory per order against the orders' JSON size.
 //! - `freshness` (`freshness.rs`): produces at a steady rate to a running orderstore's topic and
 //!   times each sampled order from the broker's acknowledgement to its first 200 by uid
-//!   (`poll.rs`: the HTTP client), then counts the instance's fetches while it idles.
+//!   (`poll.rs`: the HTTP client), then counts the instance's fetches while it idles;
+//!   `fsync_probe.rs` times the disk under PostgreSQL meanwhile.
 //!
 //! `measure.rs` has what every phase reports (time, CPU, page faults, WAL). Services come from
 //! `KAFKA_BROKERS` and `DATABASE_URL` (a superuser URL: databases are created per run); other
@@ -28,6 +29,7 @@ mod ceiling;
 mod fill;
 mod fleet;
 mod freshness;
+mod fsync_probe;
 mod ingest;
 mod instances;
 mod measure;
@@ -114,6 +116,10 @@ enum Command {
         /// acknowledgement, milliseconds to its first 200, and its partition.
         #[arg(long)]
         samples: Option<std::path::PathBuf>,
+        /// Also time fdatasync in this directory, which should be on PostgreSQL's disk, and
+        /// count the slow orders that waited through a slow one.
+        #[arg(long)]
+        fsync_probe: Option<std::path::PathBuf>,
     },
 }
 
@@ -147,6 +153,7 @@ async fn main() -> anyhow::Result<()> {
             duration,
             sample,
             samples,
+            fsync_probe,
         } => {
             let run = freshness::FreshnessRun {
                 http,
@@ -154,6 +161,7 @@ async fn main() -> anyhow::Result<()> {
                 duration,
                 sample,
                 samples,
+                fsync_probe,
             };
             freshness::freshness(settings, run).await
         }
