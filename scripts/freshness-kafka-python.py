@@ -3,7 +3,7 @@
 kafka-python, with its defaults (acks=all, no linger), produces copies of the canonical order
 with fresh uids at a steady rate; every SAMPLE-th order is asked for by uid every 5 ms, from the
 moment kafka-python reports its acknowledgement, until the first 200. Prints p50, p99 and max
-of that time. The pollers are plain threads with one keep-alive connection each.
+of that time, and the p99 of every 10 s of the stream. The pollers are plain threads with one keep-alive connection each.
 
 Usage: freshness-kafka-python.py BROKERS TOPIC HTTP_PORT RATE SECONDS SAMPLE
 """
@@ -11,6 +11,7 @@ Usage: freshness-kafka-python.py BROKERS TOPIC HTTP_PORT RATE SECONDS SAMPLE
 import datetime
 import http.client
 import json
+import math
 import pathlib
 import queue
 import sys
@@ -23,6 +24,7 @@ from kafka import KafkaProducer
 POLL_EVERY = 0.005
 GIVE_UP_AFTER = 10.0
 POLLERS = 8
+WINDOW = 10.0
 CANONICAL = pathlib.Path(__file__).resolve().parent.parent / "tests/data/canonical-order.json"
 
 
@@ -36,7 +38,8 @@ def order(template, uid):
 
 
 def poll(port, todo, latencies, failures):
-    """Takes (uid, acked) pairs from `todo` and times each until its first 200."""
+    """Takes (uid, acked) pairs from `todo` and times each until its first 200; appends
+    (acked, latency) to `latencies`."""
     connection = http.client.HTTPConnection("127.0.0.1", port)
     while (item := todo.get()) is not None:
         uid, acked = item
@@ -45,7 +48,7 @@ def poll(port, todo, latencies, failures):
             response = connection.getresponse()
             response.read()
             if response.status == 200:
-                latencies.append(time.monotonic() - acked)
+                latencies.append((acked, time.monotonic() - acked))
                 break
             if response.status != 404 or time.monotonic() - acked > GIVE_UP_AFTER:
                 failures.append(f"{uid}: {response.status} after {time.monotonic() - acked:.1f} s")
@@ -85,10 +88,18 @@ def main():
         sys.exit(f"{len(failures)} orders failed, first: {failures[0]}")
     if not latencies:
         sys.exit("no order was polled")
-    latencies.sort()
+    windows = {}
+    for acked, latency in latencies:
+        # The last few acknowledged after the stream's end count in its last window.
+        index = min(int((acked - started) // WINDOW), max(0, math.ceil(seconds / WINDOW) - 1))
+        windows.setdefault(index, []).append(latency)
+    latencies = sorted(latency for _, latency in latencies)
+
+    def quantile_ms(values, quantile):
+        return values[min(len(values) - 1, int(len(values) * quantile))] * 1e3
 
     def at(quantile):
-        return latencies[min(len(latencies) - 1, int(len(latencies) * quantile))] * 1e3
+        return quantile_ms(latencies, quantile)
 
     print(
         f"kafka-python: {produced} orders at {rate:.0f} orders/s in {seconds:.0f} s, "
@@ -98,6 +109,10 @@ def main():
         f"broker ack -> first 200 on /orders/uid/{{uid}}: p50 {at(0.5):.1f} ms, "
         f"p99 {at(0.99):.1f} ms, max {latencies[-1] * 1e3:.1f} ms"
     )
+    by_window = " / ".join(
+        f"{quantile_ms(sorted(windows[index]), 0.99):.0f}" for index in sorted(windows)
+    )
+    print(f"p99 by {WINDOW:.0f} s of stream: {by_window}")
 
 
 if __name__ == "__main__":

@@ -45,6 +45,10 @@ const GIVE_UP_AFTER: Duration = Duration::from_secs(10);
 const IDLE_SETTLE: Duration = Duration::from_secs(5);
 const IDLE_COUNTED: Duration = Duration::from_secs(10);
 
+/// The stretch of the stream of each p99 printed besides the whole run's: tansu's work per
+/// fetch grows with the batches a partition holds, so a long stream slows down as it goes.
+const WINDOW: Duration = Duration::from_secs(10);
+
 /// The latency over which a polled order counts as slow in the disk's report: the target.
 const SLOW_ORDER: Duration = Duration::from_millis(100);
 
@@ -152,10 +156,7 @@ pub async fn freshness(settings: Settings, run: FreshnessRun) -> anyhow::Result<
         "no order was polled: stream longer (--duration) or poll more of them (--sample)"
     );
     latencies.sort();
-    let at = |quantile: f64| {
-        let index = ((latencies.len() as f64 * quantile) as usize).min(latencies.len() - 1);
-        latencies[index].as_secs_f64() * 1e3
-    };
+    let at = |quantile: f64| quantile_ms(&latencies, quantile);
     println!(
         "freshness: {produced} orders at {} orders/s over {} partitions in {:.0} s; {} polled every {} ms",
         run.rate,
@@ -169,6 +170,11 @@ pub async fn freshness(settings: Settings, run: FreshnessRun) -> anyhow::Result<
         at(0.50),
         at(0.99),
         at(1.0)
+    );
+    println!(
+        "p99 by {} s of stream: {}",
+        WINDOW.as_secs(),
+        p99_by_window(&polled, run.duration)
     );
 
     if let (Some((n_syncs, stalls)), Some(dir)) = (disk, &run.fsync_probe) {
@@ -195,6 +201,34 @@ async fn fetch_rate(pool: &HttpPool) -> anyhow::Result<f64> {
     tokio::time::sleep(IDLE_COUNTED).await;
     let after = fetches_total(pool).await?;
     Ok((after - before) / IDLE_COUNTED.as_secs_f64())
+}
+
+/// The `quantile` of `sorted`, which is not empty, in ms.
+fn quantile_ms(sorted: &[Duration], quantile: f64) -> f64 {
+    let index = ((sorted.len() as f64 * quantile) as usize).min(sorted.len() - 1);
+    sorted[index].as_secs_f64() * 1e3
+}
+
+/// The p99 of the orders acknowledged in each [`WINDOW`] of a stream of `duration`, in ms,
+/// `/` between; the few acknowledged after the end count in the last window.
+fn p99_by_window(polled: &[Polled], duration: Duration) -> String {
+    let n_windows = (duration.as_secs_f64() / WINDOW.as_secs_f64())
+        .ceil()
+        .max(1.0) as usize;
+    let mut windows: Vec<Vec<Duration>> = vec![Vec::new(); n_windows];
+    for one in polled {
+        let index = (one.acked.as_secs_f64() / WINDOW.as_secs_f64()) as usize;
+        windows[index.min(n_windows - 1)].push(one.latency);
+    }
+    windows
+        .iter_mut()
+        .filter(|window| !window.is_empty())
+        .map(|window| {
+            window.sort();
+            format!("{:.0}", quantile_ms(window, 0.99))
+        })
+        .collect::<Vec<_>>()
+        .join(" / ")
 }
 
 /// Prints the probe's slow syncs and how many of the slow orders waited through one.
