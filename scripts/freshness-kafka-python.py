@@ -3,7 +3,8 @@
 kafka-python, with its defaults (acks=all, no linger), produces copies of the canonical order
 with fresh uids at a steady rate; every SAMPLE-th order is asked for by uid every 5 ms, from the
 moment kafka-python reports its acknowledgement, until the first 200. Prints p50, p99 and max
-of that time, and the p99 of every 10 s of the stream. The pollers are plain threads with one keep-alive connection each.
+of that time, and the p99 of every 10 s of the stream. The pollers are plain threads with one
+keep-alive connection each.
 
 Usage: freshness-kafka-python.py BROKERS TOPIC HTTP_PORT RATE SECONDS SAMPLE
 """
