@@ -14,9 +14,9 @@ pub const LIVELY_FETCH_WAIT: Duration = Duration::from_millis(10);
 pub const LIVELY_PERIOD: Duration = Duration::from_secs(1);
 
 /// The longest wait of a partition that is quiet but warm: started, or last had records, less
-/// than [`WARM_PERIOD`] ago. On a broker that answers with what it
-/// read when the fetch arrived after the whole wait (tansu), the first records after a pause
-/// wait up to two waits; this bounds that at about 100 ms, for 20 fetches a second.
+/// than [`WARM_PERIOD`] ago. On a broker that answers with what it read when the fetch arrived
+/// after the whole wait (tansu), the first records after a pause wait up to two waits; this
+/// bounds that at about 100 ms, for 20 fetches a second.
 pub const WARM_FETCH_WAIT: Duration = Duration::from_millis(50);
 
 /// How long a partition stays warm after it was started or last had records; after that,
