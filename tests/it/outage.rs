@@ -1,11 +1,10 @@
 //! PostgreSQL stopped for a few seconds in the middle of a stream and started again: nothing is
 //! lost, no offset moves past an order that is not durable, and ingestion resumes by itself.
 
-mod common;
 
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,13 +1,12 @@
 //! The `orderstore` binary killed with SIGKILL in the middle of ingesting thousands of orders,
 //! then restarted, ends with every order stored exactly once; SIGTERM then stops it cleanly.
 
-mod common;
 
 use std::collections::HashSet;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_instance_restarts_and_stores_every_order_exactly_once() {

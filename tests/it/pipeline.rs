@@ -2,12 +2,11 @@
 //! rskafka come out of HTTP and PostgreSQL as the contract says; a second instance on the same
 //! database serves the same ids and re-inserts nothing.
 
-mod common;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 /// Invalid records, each with the start of the reason it must be rejected with.

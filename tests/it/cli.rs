@@ -1,12 +1,11 @@
 //! The binary as a user runs it: `orderstore produce`, `orderstore healthcheck`, a bad setting
 //! at start-up, and the writer built into the service.
 
-mod common;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 fn orderstore(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_orderstore"))

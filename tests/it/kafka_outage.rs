@@ -4,11 +4,10 @@
 //! The test runs its own tansu behind a TCP proxy (tansu advertises the proxy's port), and cuts
 //! the proxy: every open connection drops and new ones are refused, as in a broker outage.
 
-mod common;
 
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kafka_outage_is_waited_out_without_losing_orders() {

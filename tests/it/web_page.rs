@@ -8,14 +8,13 @@
 //! key gets a clear message. Chromium is not optional: when it is missing the tests fail and
 //! say that `scripts/test` installs it.
 
-mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 /// Where Debian's `chromium` package puts the browser; `scripts/test` installs it.

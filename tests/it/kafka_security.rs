@@ -7,12 +7,11 @@
 //! is ever printed. PLAIN is not compiled into tansu, so it is covered only by the settings'
 //! own tests.
 
-mod common;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 const PASSWORD_512: &str = "kafka-Secret-512";
 const PASSWORD_256: &str = "kafka-Secret-256";

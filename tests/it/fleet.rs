@@ -7,7 +7,6 @@
 //! follows the leases. Through all of it every order is stored exactly once and no stored
 //! offset ever moves backwards.
 
-mod common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::process::Command;
@@ -15,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const LEASE_TTL: Duration = Duration::from_secs(2);
 

@@ -1,12 +1,11 @@
 //! What an operator sees: `/metrics` scraped and compared with what was sent, and the health
 //! endpoints. One test in this binary, so the process-wide metrics count only its records.
 
-mod common;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use orderstore::fake_data::{invalid_record_of_kind, INVALID_KINDS};
 
 /// Parses Prometheus text into `name{labels}` -> value.

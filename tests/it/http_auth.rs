@@ -4,12 +4,11 @@
 //! the same API is served over HTTPS. Bad security settings stop the binary with one line
 //! naming the variable, and never print a secret.
 
-mod common;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 const TOKEN: &str = "first-token-0123456789";
 const NEXT_TOKEN: &str = "rotated-token-9876543210";

@@ -2,14 +2,13 @@
 //! keeper runs it: heartbeats, the fair share, takeover of expired leases at a new epoch,
 //! release, and the end of a transaction a frozen owner left open.
 
-mod common;
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use futures_util::SinkExt;
 
-use common::*;
+use crate::common::*;
 use orderstore::fleet::share::{fair_share, round};
 use orderstore::store::postgres::leases::{session_name, Lease};
 use orderstore::store::postgres::Database;

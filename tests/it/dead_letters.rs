@@ -6,14 +6,13 @@
 //! `REJECTS_RETENTION` are deleted, and nothing else is. `GET /rejects`, `/rejects/summary`
 //! and `/rejects/{id}` say what the table says, behind the orders' token.
 
-mod common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use rskafka::client::partition::{Compression, PartitionClient, UnknownTopicHandling};
 use rskafka::record::Record;
 

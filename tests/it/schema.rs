@@ -2,11 +2,10 @@
 //! a row, each once, and a start on an up-to-date database takes no lock that writers would
 //! wait for, or that would make it wait for them.
 
-mod common;
 
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use orderstore::store::postgres::schema::LATEST_VERSION;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,11 +5,10 @@
 //! did not sign the server's certificate, a host name the certificate does not hold, a
 //! missing TLS or a wrong password each fail with an error that says so.
 
-mod common;
 
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use orderstore::store::postgres::{connection_string, Database};
 
 const PASSWORD: &str = "pg-Secret-4711";

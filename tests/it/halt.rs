@@ -4,12 +4,11 @@
 //! offset and reason; a restart halts there again, and after `orderstore rejects skip` the
 //! partition resumes past that record.
 
-mod common;
 
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn halt_stops_exactly_one_partition_at_its_reject_and_skip_resumes_it() {

@@ -4,14 +4,13 @@
 //! right one, keeps the token in `sessionStorage` only (no cookie, no `localStorage`), and
 //! does not ask again for the next lookup in the same tab.
 
-mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 const CHROMIUM: &str = "/usr/bin/chromium";

@@ -2,12 +2,11 @@
 //! hostile records is kept whole while the log grows by a bounded number of lines, and a
 //! record whose bytes PostgreSQL refuses is kept in hex instead of only in a log line.
 
-mod common;
 
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_hostile_records_is_kept_whole_in_a_few_log_lines() {

@@ -1,0 +1,24 @@
+//! The integration tests, in one crate so that the library links once. Each module is one
+//! area of behaviour; `common` is the harness (real PostgreSQL, tansu, stunnel, Chromium).
+
+mod common;
+
+mod architecture;
+mod cli;
+mod compose;
+mod crash;
+mod dead_letters;
+mod fleet;
+mod halt;
+mod http_auth;
+mod kafka_outage;
+mod kafka_security;
+mod leases;
+mod observability;
+mod outage;
+mod pipeline;
+mod rejects;
+mod schema;
+mod tls_postgres;
+mod web_page;
+mod web_page_token;
