@@ -18,7 +18,8 @@
 //! - [`dead_letters`]: rejected records produced to the dead-letter topic from their outbox;
 //! - [`rejects_cli`]: `orderstore rejects`, the rejected records on the command line;
 //! - [`http`]: the read-only HTTP API (actix-web);
-//! - [`app`]: the start-up and shutdown order;
+//! - [`app`]: the one place that starts every component, in start-up order, and stops them;
+//! - [`cli`]: the commands of the `orderstore` binary;
 //! - [`fleet`]: how live instances share the partitions (the lease keeper and its arithmetic).
 //!
 //! Around them: [`events`] (one typed event per happening: counts, metrics and logs),
@@ -54,6 +55,8 @@ pub mod rejects_cli;
 pub mod http;
 
 pub mod app;
+
+pub mod cli;
 
 pub mod fleet;
 

@@ -15,8 +15,9 @@ use tokio_util::sync::CancellationToken;
 /// A task of the service, by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Component {
-    /// The Kafka side: connects, finds the topic, starts the readers and the writer.
-    KafkaConsumer,
+    /// The Kafka side: waits for the broker, finds the topic, starts every component that
+    /// needs Kafka, and joins them.
+    KafkaSide,
     /// A reader task, by index.
     Reader(usize),
     /// A batch writer task, by index.
@@ -42,7 +43,7 @@ pub enum Component {
 impl fmt::Display for Component {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Component::KafkaConsumer => f.write_str("kafka-consumer"),
+            Component::KafkaSide => f.write_str("kafka-side"),
             Component::Reader(index) => write!(f, "reader-{index}"),
             Component::BatchWriter(index) => write!(f, "batch-writer-{index}"),
             Component::OffsetCommitter => f.write_str("offset-committer"),
@@ -180,6 +181,30 @@ impl ShutdownManager {
             .unwrap_or_else(PoisonError::into_inner)
             .take()
     }
+}
+
+/// Cancels `shutdown` on the first SIGINT or SIGTERM, which starts an orderly stop; a second
+/// signal exits at once (code 130), for an operator who will not wait for the drain.
+pub fn cancel_on_signals(shutdown: CancellationToken) -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::spawn(async move {
+        for round in 0.. {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            if round == 0 {
+                tracing::info!("signal received, stopping; a second signal exits at once");
+                shutdown.cancel();
+            } else {
+                tracing::warn!("second signal received, exiting at once");
+                std::process::exit(130);
+            }
+        }
+    });
+    Ok(())
 }
 
 fn panic_message(join_error: tokio::task::JoinError) -> String {

@@ -3,8 +3,8 @@
 //! rskafka has no consumer groups and no offset tracking. Each partition resumes from the
 //! offset stored in PostgreSQL (or `KAFKA_START_OFFSET` when none is). `client.rs` connects
 //! and creates the topic, `fetch_plan.rs` sizes each fetch, `reader.rs` runs the fetch loops,
-//! and `consumer.rs` is the task that starts the readers (and the fake-data writer, which
-//! shares their client).
+//! and `consumer.rs` starts the reader tasks. What else talks to Kafka (the fake-data writer,
+//! the dead-letter publisher) is started with them by `app/kafka_side.rs`.
 
 mod client;
 mod consumer;
@@ -13,7 +13,7 @@ mod reader;
 pub mod security;
 
 pub use client::{connect, ensure_topic};
-pub use consumer::{run_consumer, ConsumerContext};
+pub use consumer::{start_readers, Readers};
 pub use fetch_plan::{FetchPlan, WARM_PERIOD};
 pub use reader::{assign_partitions, run_reader, PartitionCommand, ReaderContext};
 

@@ -42,7 +42,7 @@ use rskafka::record::Record;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The canonical order of the contract.
-pub const CANONICAL: &str = include_str!("../data/canonical-order.json");
+pub const CANONICAL: &str = include_str!("../../data/canonical-order.json");
 
 /// Services shared by every test of one test binary.
 pub struct Services {

@@ -1,11 +1,14 @@
-//! The application: `Application::build` is the start-up order, `run_until_stopped` the
-//! shutdown order. Every task is a named component of one [`ShutdownManager`].
+//! The application, the one place that starts the service's components:
+//! `Application::build` is the start-up order, `run_until_stopped` the shutdown order. Every
+//! task is a named component of one [`ShutdownManager`].
 //!
 //! Start-up: wait for PostgreSQL and migrate, size memory, bind HTTP (orders are read from
 //! PostgreSQL until memory holds them), then start the batch writers, the offset committer,
-//! the sweeper, the observer, and the Kafka consumer, whose lease keeper takes this
-//! instance's partitions and has the restorer load their orders: the service is ready once
-//! those are loaded. Kafka being down delays ingestion and the restore.
+//! the sweeper, the observer, and the Kafka side (`kafka_side.rs`), which waits for the
+//! broker and then starts the writer, the readers, the dead-letter publisher, the restorer
+//! and the lease keeper. The keeper takes this instance's partitions and has the restorer
+//! load their orders: the service is ready once those are loaded. Kafka being down delays
+//! ingestion and the restore, not HTTP.
 //!
 //! Shutdown, from one token: readers stop fetching, batch writers drain the channel and write
 //! their last batches, the committer stores the final offsets, then HTTP stops and the pools
@@ -18,13 +21,14 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+mod kafka_side;
+
 use crate::backoff::retry_until_ok;
 use crate::config::Settings;
 use crate::events::Events;
 use crate::halt::{HaltPolicy, OnReject};
 use crate::http::{build_server, HttpState, ServerOptions};
 use crate::ingest::{run_batch_writer, IngestContext};
-use crate::kafka::{run_consumer, ConsumerContext};
 use crate::observer::{run_observer, ObserverContext};
 use crate::offsets::{run_committer, OffsetTracker};
 use crate::restore::{sized_memory, RestoreLimits};
@@ -32,6 +36,7 @@ use crate::shutdown::{Component, ComponentFailure, ShutdownManager};
 use crate::store::memory::MemoryStore;
 use crate::store::postgres::Database;
 use crate::sweeper::{run_sweeper, Clock, SweepPolicy};
+use kafka_side::{run_kafka_side, KafkaSide};
 
 /// Why the service did not start.
 #[derive(Debug, thiserror::Error)]
@@ -64,7 +69,8 @@ pub struct Application {
     /// The ingest pool first, then the HTTP pool.
     databases: Vec<Database>,
     http_server: (actix_web::dev::ServerHandle, JoinHandle<()>),
-    consumer: JoinHandle<()>,
+    /// The Kafka side, which joins every component that needs Kafka.
+    kafka_side: JoinHandle<()>,
     batch_writers: Vec<JoinHandle<()>>,
     background: Vec<JoinHandle<()>>,
 }
@@ -223,10 +229,10 @@ impl Application {
                 ),
             ),
         ];
-        let consumer = manager.spawn(
-            Component::KafkaConsumer,
-            run_consumer(
-                ConsumerContext {
+        let kafka_side = manager.spawn(
+            Component::KafkaSide,
+            run_kafka_side(
+                KafkaSide {
                     settings,
                     instance: instance.clone(),
                     database: database.clone(),
@@ -250,7 +256,7 @@ impl Application {
             instance,
             databases: vec![database, http_database],
             http_server,
-            consumer,
+            kafka_side,
             batch_writers,
             background,
         })
@@ -281,7 +287,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> Result<(), ComponentFailure> {
         self.manager.token().cancelled().await;
         tracing::info!("shutting down: readers stop, batch writers drain the channel");
-        let _ = self.consumer.await;
+        let _ = self.kafka_side.await;
         for batch_writer in self.batch_writers {
             let _ = batch_writer.await;
         }

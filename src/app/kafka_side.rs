@@ -1,0 +1,234 @@
+//! The second half of start-up, which waits for Kafka: a component of its own, so that HTTP
+//! serves (from PostgreSQL) while the broker is still unreachable. Once the broker answers
+//! and the topic is found or created, it starts, in this order: the fake-data writer (when
+//! on), the readers (idle until the lease keeper gives them partitions), the dead-letter
+//! publisher (when `REJECTS_TOPIC` is set), the restorer and the lease keeper, which takes
+//! this instance's partitions and has the readers read them and the restorer load their
+//! orders. It then waits for all of them; when it returns, the last sender of the channel is
+//! gone, which lets the batch writers drain and stop.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::backoff::retry_until_ok;
+use crate::config::Settings;
+use crate::dead_letters::{run_dead_letters, DeadLetterContext};
+use crate::events::{Events, KafkaAnswered};
+use crate::fake_data::writer::{self, WriterOptions, WriterProgress};
+use crate::fleet::keeper::{run_lease_keeper, KeeperContext};
+use crate::kafka::{connect, ensure_topic, start_readers, KafkaRecord, ReaderContext};
+use crate::offsets::OffsetTracker;
+use crate::restore::{run_restorer, RestoreLimits, RestorerContext};
+use crate::shutdown::{Component, ShutdownManager};
+use crate::store::memory::MemoryStore;
+use crate::store::postgres::Database;
+
+/// What the components that need Kafka are built from.
+#[derive(Debug)]
+pub struct KafkaSide {
+    /// Every setting (brokers, topic, readers, writer, dead-letter topic, leases).
+    pub settings: Settings,
+    /// This instance.
+    pub instance: String,
+    /// PostgreSQL, for the leases, the stored offsets and the rejects' outbox.
+    pub database: Database,
+    /// Where readers register records and the keeper forgets a lost partition's.
+    pub tracker: Arc<OffsetTracker>,
+    /// Where everything reports.
+    pub events: Arc<Events>,
+    /// The channel to the batch writers.
+    pub sender: mpsc::Sender<KafkaRecord>,
+    /// Memory, which follows the partitions this instance owns.
+    pub memory: Arc<MemoryStore>,
+    /// Which orders memory keeps of them.
+    pub restore_limits: RestoreLimits,
+}
+
+/// Waits for Kafka, starts every component that needs it, and runs until shutdown.
+pub async fn run_kafka_side(side: KafkaSide, manager: ShutdownManager) {
+    let KafkaSide {
+        settings,
+        instance,
+        database,
+        tracker,
+        events,
+        sender,
+        memory,
+        restore_limits,
+    } = side;
+    let shutdown = manager.token().clone();
+    let Some(client) = connect(&settings, &events, &shutdown).await else {
+        return;
+    };
+    let Some(partitions) = retry_until_ok("finding or creating the topic", &shutdown, || {
+        ensure_topic(&client, &settings.kafka_topic, &settings)
+    })
+    .await
+    else {
+        return;
+    };
+    events.emit(KafkaAnswered);
+    if retry_until_ok("creating the partitions' leases", &shutdown, || {
+        database.ensure_leases(&partitions)
+    })
+    .await
+    .is_none()
+    {
+        return;
+    }
+    tracing::info!(
+        topic = settings.kafka_topic,
+        partitions = partitions.len(),
+        readers = settings.kafka_readers,
+        "consuming"
+    );
+    let client = Arc::new(client);
+    let mut tasks: Vec<JoinHandle<()>> = Vec::new();
+
+    if settings.writer_enabled {
+        let Some(writers) = start_writer(&settings, &client, &partitions, &events, &manager).await
+        else {
+            return;
+        };
+        tasks.extend(writers);
+    }
+
+    let reader_context = Arc::new(ReaderContext {
+        client: Arc::clone(&client),
+        topic: settings.kafka_topic.clone(),
+        start_offset: settings.kafka_start_offset,
+        fetch_max_bytes: settings.kafka_fetch_max_bytes,
+        fetch_max_wait: settings.kafka_fetch_max_wait,
+        tracker: Arc::clone(&tracker),
+        events: Arc::clone(&events),
+        shutdown: shutdown.clone(),
+    });
+    let readers = start_readers(
+        &manager,
+        reader_context,
+        &partitions,
+        settings.kafka_readers,
+        sender,
+    );
+    tasks.extend(readers.tasks);
+
+    if let Some(rejects_topic) = settings.rejects_topic.clone() {
+        let Some(publisher) = start_dead_letters(
+            &settings,
+            &rejects_topic,
+            &client,
+            &database,
+            &events,
+            &manager,
+        )
+        .await
+        else {
+            return;
+        };
+        tasks.push(publisher);
+    }
+
+    let (memory_commands, received) = mpsc::unbounded_channel();
+    tasks.push(manager.spawn(
+        Component::Restorer,
+        run_restorer(
+            RestorerContext {
+                database: database.clone(),
+                memory,
+                events: Arc::clone(&events),
+                limits: restore_limits,
+                all_partitions: partitions.clone(),
+            },
+            received,
+            shutdown.clone(),
+        ),
+    ));
+    tasks.push(manager.spawn(
+        Component::LeaseKeeper,
+        run_lease_keeper(
+            KeeperContext {
+                database,
+                instance,
+                ttl: settings.lease_ttl,
+                partitions,
+                readers: readers.commands,
+                tracker,
+                memory: memory_commands,
+                events,
+            },
+            shutdown.clone(),
+        ),
+    ));
+    for task in tasks {
+        let _ = task.await;
+    }
+}
+
+/// Starts the fake-data writer's tasks on the readers' client; `None` if shutdown came first.
+async fn start_writer(
+    settings: &Settings,
+    client: &Arc<rskafka::client::Client>,
+    partitions: &[i32],
+    events: &Arc<Events>,
+    manager: &ShutdownManager,
+) -> Option<Vec<JoinHandle<()>>> {
+    let producers =
+        writer::partition_clients(client, &settings.kafka_topic, partitions, manager.token())
+            .await?;
+    tracing::info!(
+        tasks = settings.writer_tasks,
+        rate = settings.writer_rate,
+        invalid_ratio = settings.writer_invalid_ratio,
+        "the fake-data writer is on"
+    );
+    let options = WriterOptions {
+        tasks: settings.writer_tasks,
+        rate: settings.writer_rate,
+        invalid_ratio: settings.writer_invalid_ratio,
+        count: None,
+    };
+    Some(writer::start_writers(
+        manager,
+        producers,
+        options,
+        Arc::new(WriterProgress::default()),
+        Arc::clone(events),
+    ))
+}
+
+/// Finds or creates the dead-letter topic and starts its publisher; `None` if shutdown came
+/// first.
+async fn start_dead_letters(
+    settings: &Settings,
+    rejects_topic: &str,
+    client: &Arc<rskafka::client::Client>,
+    database: &Database,
+    events: &Arc<Events>,
+    manager: &ShutdownManager,
+) -> Option<JoinHandle<()>> {
+    let shutdown = manager.token();
+    let partitions = retry_until_ok("finding or creating the dead-letter topic", shutdown, || {
+        ensure_topic(client, rejects_topic, settings)
+    })
+    .await?;
+    let producers = writer::partition_clients(client, rejects_topic, &partitions, shutdown).await?;
+    tracing::info!(
+        topic = rejects_topic,
+        "rejected records go to the dead-letter topic"
+    );
+    Some(manager.spawn(
+        Component::DeadLetters,
+        run_dead_letters(
+            DeadLetterContext {
+                database: database.clone(),
+                source_topic: settings.kafka_topic.clone(),
+                producers,
+                retention: settings.rejects_retention,
+                events: Arc::clone(events),
+            },
+            shutdown.clone(),
+        ),
+    ))
+}

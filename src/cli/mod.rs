@@ -1,0 +1,92 @@
+//! The command line: `orderstore [serve | produce | healthcheck | rejects]`. `main.rs` parses
+//! it into a [`Cli`] and hands it to [`run`], which reads the settings once and runs the
+//! command; each command, with what only it needs (the producer's progress bar, the
+//! health-check client), lives in a file of its own here.
+
+mod healthcheck;
+mod produce;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Settings;
+use crate::rejects_cli::RejectsCommand;
+
+/// A high-throughput order store: Kafka in, PostgreSQL and memory, HTTP out. Settings come
+/// from the environment and `.env` (see README.md).
+#[derive(Debug, Parser)]
+#[command(name = "orderstore", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the service (the default).
+    Serve,
+    /// Produce random orders to KAFKA_TOPIC, creating the topic if it is missing.
+    Produce {
+        /// How many records to produce.
+        #[arg(long)]
+        count: u64,
+        /// Records per second; 0 means as fast as the broker takes them.
+        #[arg(long, default_value_t = 0.0)]
+        rate: f64,
+        /// Share of records that break the contract (0 to 1), of every kind it rejects.
+        #[arg(long, default_value_t = 0.0)]
+        invalid_ratio: f64,
+        /// Producing tasks.
+        #[arg(long, default_value_t = 4)]
+        tasks: usize,
+    },
+    /// Exit 0 when the service on HTTP_ADDR answers /health/ready with 200 (for containers).
+    Healthcheck,
+    /// The rejected records of KAFKA_TOPIC, read from DATABASE_URL.
+    Rejects {
+        #[command(subcommand)]
+        command: Option<RejectsCommand>,
+    },
+}
+
+/// Exit code of a start refused for its settings, apart from a failure while running (1).
+const BAD_SETTINGS: u8 = 2;
+
+/// Reads `.env` and the settings, then runs the command. A bad setting prints one line naming
+/// every bad variable and exits with 2, before anything starts.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // A missing .env is fine: every setting has a default.
+    if let Err(error) = dotenvy::dotenv() {
+        if !error.not_found() {
+            anyhow::bail!("cannot read .env: {error}");
+        }
+    }
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("orderstore: {error}");
+            return Ok(ExitCode::from(BAD_SETTINGS));
+        }
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve::serve(settings).await?,
+        Command::Produce {
+            count,
+            rate,
+            invalid_ratio,
+            tasks,
+        } => {
+            let options = produce::options(count, rate, invalid_ratio, tasks)?;
+            produce::produce(settings, options).await?;
+        }
+        Command::Healthcheck => healthcheck::healthcheck(&settings)?,
+        Command::Rejects { command } => {
+            let command = command.unwrap_or(RejectsCommand::Summary);
+            let printed = crate::rejects_cli::run(&settings, command).await?;
+            std::io::Write::write_all(&mut std::io::stdout(), printed.as_bytes())?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
