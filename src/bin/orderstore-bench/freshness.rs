@@ -288,7 +288,7 @@ async fn produce_steadily(
             let (uid, json) = random_order_json(&mut rand::rng(), chrono::Utc::now());
             let (records, sampled) =
                 &mut by_partition[partition_for_key(uid.as_bytes(), producers.len())];
-            if produced % sample == 0 {
+            if produced.is_multiple_of(sample) {
                 sampled.push(uid.clone());
             }
             records.push(Record {
