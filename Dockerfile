@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # The orderstore image: built with the official Rust image, run on a slim Debian with only the
 # binary and CA certificates, as a non-root user. compose.yaml builds it and runs it next to
 # Kafka and PostgreSQL.
@@ -11,23 +10,21 @@ WORKDIR /src
 # every dependency into a layer that stays cached until Cargo.toml or Cargo.lock change, so
 # editing the source rebuilds only orderstore itself.
 # Cargo.toml declares the criterion benchmarks, so their files must exist for the manifest to
-# load: stand-ins here, the real ones below.
+# load. The release build of the binary never compiles them, so these stand-ins stay for the
+# real build too, and editing a benchmark does not rebuild the image.
 COPY Cargo.toml Cargo.lock ./
 RUN mkdir src benches \
     && echo 'fn main() {}' > src/main.rs \
     && : > src/lib.rs \
     && for bench in contract memory postgres_batch; do echo 'fn main() {}' > "benches/$bench.rs"; done \
     && cargo build --release --locked --bin orderstore \
-    && rm -rf src benches
+    && rm -rf src
 
-# The real source, and every file it includes at compile time: static/ is built into the HTTP
-# page; tests/data and .env are included only by unit tests (#[cfg(test)]), and are copied so
-# that `cargo test` works in this stage too.
+# The real source, and the only files outside it that the binary includes at compile time:
+# static/, built into the HTTP page. What only tests include (.env, tests/data) stays out, so
+# that editing .env does not rebuild the crate and none of its values lands in a layer.
 COPY src ./src
-COPY benches ./benches
 COPY static ./static
-COPY tests/data ./tests/data
-COPY .env ./
 # COPY keeps the files' modification times, which can be older than the dummy build; cargo
 # would then take the dummy library and binary for up to date. Touching the crate roots makes
 # it rebuild them.

@@ -20,5 +20,6 @@ mod pipeline;
 mod rejects;
 mod schema;
 mod tls_postgres;
+mod toolchain;
 mod web_page;
 mod web_page_token;
