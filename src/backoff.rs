@@ -7,6 +7,8 @@ use std::time::Duration;
 use rand::RngExt;
 use tokio_util::sync::CancellationToken;
 
+use crate::events::RetryScheduled;
+
 /// The delays between attempts: doubling from `initial` up to `max`, each drawn at random
 /// between half and all of the current step so that many tasks do not retry in lockstep.
 #[derive(Debug, Clone)]
@@ -50,10 +52,27 @@ impl Backoff {
     }
 }
 
-/// Retries `attempt` with backoff until it succeeds; `None` if shutdown came first.
-/// Each failure is logged at WARN with `what` failed.
+/// Retries `attempt` with backoff until it succeeds; `None` if shutdown came first. Each
+/// failure is a [`RetryScheduled`] event: a WARN line saying `what` failed, and a count in
+/// `orderstore_retries_total` labelled with `what`, which is therefore a fixed phrase.
 pub async fn retry_until_ok<T, E, F, Fut>(
-    what: &str,
+    what: &'static str,
+    shutdown: &CancellationToken,
+    attempt: F,
+) -> Option<T>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    retry_described(what, None, shutdown, attempt).await
+}
+
+/// [`retry_until_ok`] with a detail that changes from call to call (an address, the
+/// partitions): it goes into the log line, never into the metric's label.
+pub async fn retry_described<T, E, F, Fut>(
+    what: &'static str,
+    detail: Option<&str>,
     shutdown: &CancellationToken,
     mut attempt: F,
 ) -> Option<T>
@@ -62,6 +81,10 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, E>>,
 {
+    let described = match detail {
+        Some(detail) => format!("{what} ({detail})"),
+        None => what.to_string(),
+    };
     let mut backoff = Backoff::for_outages();
     loop {
         let result = tokio::select! {
@@ -72,7 +95,12 @@ where
         match result {
             Ok(value) => return Some(value),
             Err(error) => {
-                tracing::warn!(%error, "{what} failed, retrying");
+                RetryScheduled {
+                    operation: what,
+                    what: &described,
+                    error: &error,
+                }
+                .record();
                 tokio::select! {
                     biased;
                     _ = shutdown.cancelled() => return None,

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::backoff::retry_until_ok;
+use crate::backoff::retry_described;
 use crate::config::Settings;
 use crate::events::{Events, MemoryRestored, PartitionsLoaded, PartitionsUnloaded};
 use crate::store::memory::MemoryStore;
@@ -144,8 +144,8 @@ pub async fn run_restorer(
                 sorted.sort_unstable();
                 let scope = (sorted != context.all_partitions).then_some(sorted.as_slice());
                 let started = Instant::now();
-                let what = format!("loading the orders of partitions {sorted:?}");
-                let loading = retry_until_ok(&what, &shutdown, || {
+                let detail = format!("partitions {sorted:?}");
+                let loading = retry_described("loading orders", Some(&detail), &shutdown, || {
                     restore_partitions(context.limits, &context.database, &context.memory, scope)
                 });
                 // A stop does not wait for a restore to finish.

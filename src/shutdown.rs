@@ -10,6 +10,8 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::task::JoinHandle;
+
+use crate::events::{ComponentStopped, ExitForced};
 use tokio_util::sync::CancellationToken;
 
 /// A task of the service, by name.
@@ -164,7 +166,11 @@ impl ShutdownManager {
                     None => return,
                 },
             };
-            tracing::error!(%component, %failure, "a component stopped, stopping the service");
+            ComponentStopped {
+                component: &component.to_string(),
+                failure: &failure,
+            }
+            .record();
             manager
                 .failure
                 .lock()
@@ -199,7 +205,7 @@ pub fn cancel_on_signals(shutdown: CancellationToken) -> std::io::Result<()> {
                 tracing::info!("signal received, stopping; a second signal exits at once");
                 shutdown.cancel();
             } else {
-                tracing::warn!("second signal received, exiting at once");
+                ExitForced.record();
                 std::process::exit(130);
             }
         }

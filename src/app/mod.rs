@@ -23,9 +23,9 @@ use tokio_util::sync::CancellationToken;
 
 mod kafka_side;
 
-use crate::backoff::retry_until_ok;
+use crate::backoff::{retry_described, retry_until_ok};
 use crate::config::Settings;
-use crate::events::Events;
+use crate::events::{Events, LeaseStepFailed};
 use crate::halt::{HaltPolicy, OnReject};
 use crate::http::{build_server, HttpState, ServerOptions};
 use crate::ingest::{run_batch_writer, IngestContext};
@@ -110,14 +110,19 @@ impl Application {
             settings.db_pool_size,
             &topic,
         );
-        let connecting = format!(
-            "connecting to PostgreSQL at {} (sslmode={})",
+        let address = format!(
+            "at {}, sslmode={}",
             settings.database_display(),
             settings.database_tls.mode().as_str()
         );
-        retry_until_ok(&connecting, &shutdown, || database.migrate())
-            .await
-            .ok_or(StartError::Cancelled)?;
+        retry_described(
+            "connecting to PostgreSQL",
+            Some(&address),
+            &shutdown,
+            || database.migrate(),
+        )
+        .await
+        .ok_or(StartError::Cancelled)?;
         // Memory is filled as partitions are taken (the restorer), so that it holds the
         // orders this instance owns; it is sized here for all of them.
         let restore_limits = RestoreLimits::from_settings(&settings);
@@ -298,7 +303,12 @@ impl Application {
         // The last offsets are stored: hand the partitions over at once.
         match self.databases[0].release_all(&self.instance).await {
             Ok(()) => tracing::info!(instance = self.instance, "partition leases released"),
-            Err(error) => tracing::warn!(%error, "releasing the leases failed; they expire"),
+            Err(error) => LeaseStepFailed {
+                step: "release_all",
+                consequence: "the leases were not released; they expire after LEASE_TTL",
+                error: &error,
+            }
+            .record(),
         }
         let (server, serving) = self.http_server;
         server.stop(true).await;

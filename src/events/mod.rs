@@ -7,6 +7,7 @@
 //! most every 10 s (`rejections.rs`), so a flood of hostile records cannot flood the log.
 
 mod dead_letters;
+mod failures;
 mod fleet;
 mod ingest;
 pub mod prometheus;
@@ -18,6 +19,9 @@ use std::sync::{Mutex, PoisonError};
 
 pub use dead_letters::{
     DeadLettersFailed, DeadLettersPublished, PartitionHalted, PublishedRejectsDeleted,
+};
+pub use failures::{
+    ComponentStopped, ExitForced, LeaseStepFailed, RestoreRowSkipped, RetryScheduled,
 };
 pub use fleet::{
     LeaseCause, LeaseChanged, LeasesHeld, MemoryRestored, PartitionsLoaded, PartitionsUnloaded,

@@ -62,6 +62,23 @@ pub mod names {
     pub const HTTP_SECONDS: &str = "orderstore_http_request_duration_seconds";
     /// Records produced by the built-in writer, by `kind` (`valid` or `invalid`).
     pub const WRITER_PRODUCED: &str = "orderstore_writer_records_total";
+    /// Failed operations retried with backoff, by `operation`.
+    pub const RETRIES: &str = "orderstore_retries_total";
+    /// Failed steps of the lease protocol, by `step`.
+    pub const LEASE_ERRORS: &str = "orderstore_lease_errors_total";
+    /// Components that panicked, failed or ended early (each stops the service), by
+    /// `component`.
+    pub const COMPONENT_FAILURES: &str = "orderstore_component_failures_total";
+    /// Exits forced by a second signal during an orderly stop.
+    pub const FORCED_EXITS: &str = "orderstore_forced_exits_total";
+    /// Stored orders left out of memory because they could not be read back.
+    pub const RESTORE_ROWS_SKIPPED: &str = "orderstore_restore_rows_skipped_total";
+    /// Failed requests to Kafka, by `operation` (`connect` or `fetch`); each is retried.
+    pub const KAFKA_ERRORS: &str = "orderstore_kafka_errors_total";
+    /// Batches PostgreSQL refused as a whole (their records are written one by one).
+    pub const BATCHES_REFUSED: &str = "orderstore_batches_refused_total";
+    /// Rejects whose bytes PostgreSQL refused as text, kept in hex.
+    pub const REJECTS_IN_HEX: &str = "orderstore_rejects_kept_in_hex_total";
 }
 
 /// The process-wide Prometheus recorder, installed on first use. Latencies get buckets from

@@ -84,6 +84,7 @@ pub struct KafkaConnectFailed<'a> {
 impl PipelineEvent for KafkaConnectFailed<'_> {
     fn emit(self, events: &Events) {
         let brokers = self.brokers.join(",");
+        counter!(names::KAFKA_ERRORS, "operation" => "connect").increment(1);
         events.kafka_failed(format!("{} at {brokers}: {}", self.what, self.error));
         tracing::warn!(
             brokers,
@@ -109,6 +110,7 @@ pub struct KafkaFetchFailed<'a> {
 
 impl PipelineEvent for KafkaFetchFailed<'_> {
     fn emit(self, events: &Events) {
+        counter!(names::KAFKA_ERRORS, "operation" => "fetch").increment(1);
         events.kafka_failed(format!(
             "fetching partition {} at offset {} failed: {}",
             self.partition, self.offset, self.error

@@ -15,7 +15,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::share::{fair_share, round};
-use crate::events::{Events, LeaseCause, LeaseChanged, LeasesHeld, StaleSessionEnded};
+use crate::events::{
+    Events, LeaseCause, LeaseChanged, LeaseStepFailed, LeasesHeld, StaleSessionEnded,
+};
 use crate::kafka::PartitionCommand;
 use crate::offsets::OffsetTracker;
 use crate::restore::MemoryCommand;
@@ -59,10 +61,20 @@ pub async fn run_lease_keeper(context: KeeperContext, shutdown: CancellationToke
                 .into_iter()
                 .map(|lease| (lease, LeaseCause::Taken));
             if let Err(error) = start_reading(&context, &mut held, reclaimed).await {
-                tracing::warn!(%error, "reading the reclaimed partitions' offsets failed");
+                LeaseStepFailed {
+                    step: "reclaim_offsets",
+                    consequence: "the reclaimed partitions are read from the next round on",
+                    error: &error,
+                }
+                .record();
             }
         }
-        Err(error) => tracing::warn!(%error, "reclaiming this instance's leases failed"),
+        Err(error) => LeaseStepFailed {
+            step: "reclaim",
+            consequence: "this instance's old leases are taken at a later round",
+            error: &error,
+        }
+        .record(),
     }
     let mut started = false;
     loop {
@@ -73,7 +85,12 @@ pub async fn run_lease_keeper(context: KeeperContext, shutdown: CancellationToke
                 let _ = context.memory.send(MemoryCommand::StartupDone);
             }
             Ok(()) => {}
-            Err(error) => tracing::warn!(%error, "a lease round failed; retrying next round"),
+            Err(error) => LeaseStepFailed {
+                step: "round",
+                consequence: "the lease round is tried again at the next one",
+                error: &error,
+            }
+            .record(),
         }
         context.events.emit(LeasesHeld {
             partitions: held.iter().map(|lease| lease.partition).collect(),
@@ -157,10 +174,12 @@ async fn lease_round(
                     context.events.emit(StaleSessionEnded { session });
                 }
             }
-            Err(error) => tracing::warn!(
-                %error,
-                "ending the transactions of instances whose leases expired failed"
-            ),
+            Err(error) => LeaseStepFailed {
+                step: "end_stale_transactions",
+                consequence: "expired owners' open transactions may hold up this takeover",
+                error: &error,
+            }
+            .record(),
         }
     }
     let taken = database

@@ -9,6 +9,7 @@ use futures_util::{pin_mut, TryStreamExt};
 
 use super::lookup::served_order;
 use super::{Database, DbError};
+use crate::events::RestoreRowSkipped;
 use crate::store::memory::MemoryStore;
 
 /// What a restore will read: see [`Database::plan_restore`].
@@ -164,7 +165,7 @@ impl Database {
         while let Some(row) = rows.try_next().await? {
             match served_order(&row) {
                 Ok(order) => chunk.push(order),
-                Err(error) => tracing::error!(%error, "skipping an unreadable row while restoring"),
+                Err(error) => RestoreRowSkipped { error: &error }.record(),
             }
             if chunk.len() == CHUNK {
                 n_loaded += chunk.len();
