@@ -97,6 +97,7 @@ pub struct BatchRefused<'a> {
 
 impl PipelineEvent for BatchRefused<'_> {
     fn emit(self, _: &Events) {
+        counter!(names::BATCHES_REFUSED).increment(1);
         tracing::warn!(
             error = %self.error,
             records = self.n_records,
@@ -118,6 +119,7 @@ pub struct RejectKeptInHex<'a> {
 
 impl PipelineEvent for RejectKeptInHex<'_> {
     fn emit(self, _: &Events) {
+        counter!(names::REJECTS_IN_HEX).increment(1);
         tracing::warn!(
             partition = self.partition,
             offset = self.offset,
