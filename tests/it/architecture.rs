@@ -95,6 +95,23 @@ const WRITER_FOLDER: &str = "src/fake_data/";
 /// The PostgreSQL client crates, which the writer must not name.
 const POSTGRES_CRATES: &[&str] = &["tokio_postgres", "deadpool_postgres"];
 
+/// Where WARN and ERROR lines may be written: the events, each of which also counts in a
+/// metric (`every_warn_or_error_line_is_an_event_with_a_metric`), and the benchmark tool,
+/// which is not the service.
+const LOG_LINES_AT_WARN_ALLOWED_IN: &[&str] = &["src/events/", "src/bin/"];
+
+/// Files of `src/events/` whose WARN lines have no metric of their own, with the reason.
+const WARN_WITHOUT_METRIC: &[(&str, &str)] = &[
+    (
+        "src/events/prometheus.rs",
+        "the metrics recorder itself failed to install: there is no metric to count it in",
+    ),
+    (
+        "src/events/rejections.rs",
+        "the summary of rejected records, each already counted by RecordRejected",
+    ),
+];
+
 /// How many lines of code (tests aside) a file may have before it usually holds two jobs.
 const MAX_LINES_OF_CODE: usize = 420;
 
@@ -683,4 +700,175 @@ fn no_source_file_holds_two_jobs() {
             file.path
         );
     }
+}
+
+/// The macros that write a log line at WARN or ERROR.
+const WARN_OR_ERROR: &[&str] = &["warn", "error"];
+
+#[test]
+fn warn_and_error_lines_are_written_only_by_events() {
+    // ARCHITECTURE.md: logs and metrics cannot drift, because every WARN or ERROR line is an
+    // event (`src/events/`) that also counts. A `tracing::warn!` anywhere else would be a line
+    // with no metric. Macros are known by name, so a local macro called `warn` counts too.
+    let mut outside = Vec::new();
+    for file in source_tree() {
+        if LOG_LINES_AT_WARN_ALLOWED_IN
+            .iter()
+            .any(|folder| file.path.starts_with(folder))
+        {
+            continue;
+        }
+        for found in &file.contents.macros {
+            if WARN_OR_ERROR.contains(&found.text.as_str()) {
+                outside.push(format!("{}:{}: {}!", file.path, found.line, found.text));
+            }
+        }
+    }
+    assert!(
+        outside.is_empty(),
+        "WARN/ERROR lines outside src/events/ (make each an event with a metric): {outside:#?}"
+    );
+}
+
+/// The functions of `text` that write a WARN or ERROR line without touching a metric.
+fn functions_logging_without_a_metric(text: &str) -> Vec<String> {
+    struct Finder {
+        current: Vec<String>,
+        missing: Vec<String>,
+    }
+    impl Finder {
+        fn check(&mut self, name: String, body: &syn::Block) {
+            let tokens = quote_free_tokens(body);
+            let logs = WARN_OR_ERROR.iter().any(|name| calls_macro(&tokens, name));
+            let counts = ["counter", "gauge", "histogram"]
+                .iter()
+                .any(|name| calls_macro(&tokens, name))
+                || calls_record(&tokens);
+            if logs && !counts {
+                self.missing.push(name);
+            }
+        }
+    }
+    impl<'ast> syn::visit::Visit<'ast> for Finder {
+        fn visit_item_impl(&mut self, item: &'ast syn::ItemImpl) {
+            let self_type = match &*item.self_ty {
+                syn::Type::Path(path) => path
+                    .path
+                    .segments
+                    .last()
+                    .map(|segment| segment.ident.to_string())
+                    .unwrap_or_default(),
+                _ => String::new(),
+            };
+            self.current.push(self_type);
+            syn::visit::visit_item_impl(self, item);
+            self.current.pop();
+        }
+        fn visit_impl_item_fn(&mut self, item: &'ast syn::ImplItemFn) {
+            let name = format!("{}::{}", self.current.join("::"), item.sig.ident);
+            self.check(name, &item.block);
+        }
+        fn visit_item_fn(&mut self, item: &'ast syn::ItemFn) {
+            self.check(item.sig.ident.to_string(), &item.block);
+        }
+    }
+    let Ok(file) = syn::parse_file(text) else {
+        return vec!["(the file does not parse)".into()];
+    };
+    let mut finder = Finder {
+        current: Vec::new(),
+        missing: Vec::new(),
+    };
+    syn::visit::Visit::visit_file(&mut finder, &file);
+    finder.missing
+}
+
+/// The identifiers of a block, flattened, in order, with a marker after each macro name.
+fn quote_free_tokens(block: &syn::Block) -> Vec<String> {
+    fn flatten(stream: proc_macro2::TokenStream, out: &mut Vec<String>) {
+        for tree in stream {
+            match tree {
+                proc_macro2::TokenTree::Group(group) => flatten(group.stream(), out),
+                proc_macro2::TokenTree::Ident(ident) => out.push(ident.to_string()),
+                proc_macro2::TokenTree::Punct(punct) => out.push(punct.as_char().to_string()),
+                proc_macro2::TokenTree::Literal(_) => out.push(String::new()),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let stream = block
+        .stmts
+        .iter()
+        .map(|statement| syn::parse_quote!(#statement))
+        .collect::<Vec<proc_macro2::TokenStream>>();
+    for statement in stream {
+        flatten(statement, &mut out);
+    }
+    out
+}
+
+fn calls_macro(tokens: &[String], name: &str) -> bool {
+    tokens
+        .windows(2)
+        .any(|pair| pair[0] == name && pair[1] == "!")
+}
+
+/// Whether the block records through another event's `record` (`self.record()`), which
+/// counts for it.
+fn calls_record(tokens: &[String]) -> bool {
+    tokens
+        .windows(2)
+        .any(|pair| pair[0] == "record" && pair[1].is_empty())
+}
+
+#[test]
+fn every_warn_or_error_line_is_an_event_with_a_metric() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut missing = Vec::new();
+    let events: Vec<&SourceFile> = source_tree()
+        .iter()
+        .filter(|file| file.path.starts_with("src/events/"))
+        .collect();
+    assert!(!events.is_empty(), "no files under src/events/");
+    for file in events {
+        if WARN_WITHOUT_METRIC.iter().any(|(path, _)| *path == file.path) {
+            continue;
+        }
+        let text = std::fs::read_to_string(root.join(&file.path))
+            .unwrap_or_else(|error| panic!("cannot read {}: {error}", file.path));
+        for function in functions_logging_without_a_metric(code_of_file(&text)) {
+            missing.push(format!("{}: {function}", file.path));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "events that log at WARN/ERROR without a metric: {missing:#?}"
+    );
+}
+
+/// A file's text before its unit tests, which may log freely.
+fn code_of_file(text: &str) -> &str {
+    text.split("#[cfg(test)]").next().unwrap_or(text)
+}
+
+#[test]
+fn the_log_checks_find_warn_lines_and_missing_metrics() {
+    let snippet = r#"
+        fn quiet() { tracing::info!("fine"); }
+        fn loud() { tracing::warn!(error = %e, "broken"); }
+        fn counted() { counter!(names::X).increment(1); tracing::error!("counted"); }
+        fn nested() { tokio::select! { _ = a => tracing::warn!("inside a macro"), } }
+        impl Event { fn record(self) { warn!("no metric here"); } }
+    "#;
+    let contents = scan(snippet).unwrap_or_else(|error| panic!("snippet: {error}"));
+    let loud: Vec<&Found> = contents
+        .macros
+        .iter()
+        .filter(|found| WARN_OR_ERROR.contains(&found.text.as_str()))
+        .collect();
+    assert_eq!(loud.len(), 4, "{loud:?}");
+    assert_eq!(
+        functions_logging_without_a_metric(snippet),
+        vec!["loud", "nested", "Event::record"]
+    );
 }

@@ -68,6 +68,9 @@ pub(super) struct FileContents {
     pub(super) spawns: Vec<Found>,
     /// Every path of two or more segments named in code and `use` declarations.
     pub(super) paths: Vec<Found>,
+    /// Every macro invoked, by the last segment of its path (`warn` for `tracing::warn!`),
+    /// also inside other macros' bodies.
+    pub(super) macros: Vec<Found>,
     /// The files this one brings in as code.
     modules: Vec<ModuleDeclaration>,
     /// The files this one brings in only for tests (`#[cfg(test)] mod tests;`).
@@ -226,6 +229,12 @@ impl Scanner {
                     let before = |back: usize| index.checked_sub(back).and_then(|at| trees.get(at));
                     let after_dot = is_punct(before(1), '.');
                     let after_path_separator = is_punct(before(1), ':') && is_punct(before(2), ':');
+                    if is_punct(trees.get(index + 1), '!') {
+                        self.contents.macros.push(Found {
+                            line,
+                            text: name.clone(),
+                        });
+                    }
                     let arguments = match trees.get(index + 1) {
                         Some(TokenTree::Group(group))
                             if group.delimiter() == Delimiter::Parenthesis =>
@@ -454,6 +463,12 @@ impl<'ast> Visit<'ast> for Scanner {
     }
 
     fn visit_macro(&mut self, mac: &'ast syn::Macro) {
+        if let Some(last) = mac.path.segments.last() {
+            self.contents.macros.push(Found {
+                line: last.ident.span().start().line,
+                text: last.ident.to_string(),
+            });
+        }
         self.visit_path(&mac.path);
         self.scan_tokens(mac.tokens.clone());
     }
