@@ -118,3 +118,24 @@ impl RestoreRowSkipped<'_> {
         tracing::error!(error = %self.error, "skipping an unreadable row while restoring");
     }
 }
+
+/// A read of PostgreSQL that an HTTP request needed failed; the request is answered 503 with
+/// `Retry-After`, and nothing is retried on the server's side.
+pub struct HttpReadFailed<'a> {
+    /// The read, a bounded label: `order` or `rejects`.
+    pub read: &'static str,
+    /// Why it failed.
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl HttpReadFailed<'_> {
+    /// Logs and counts the failure.
+    pub fn record(self) {
+        counter!(names::HTTP_READ_FAILURES, "read" => self.read).increment(1);
+        tracing::warn!(
+            read = self.read,
+            error = %self.error,
+            "a read of PostgreSQL for an HTTP request failed"
+        );
+    }
+}

@@ -79,6 +79,9 @@ pub mod names {
     pub const BATCHES_REFUSED: &str = "orderstore_batches_refused_total";
     /// Rejects whose bytes PostgreSQL refused as text, kept in hex.
     pub const REJECTS_IN_HEX: &str = "orderstore_rejects_kept_in_hex_total";
+    /// Reads of PostgreSQL for an HTTP request that failed (each answered 503), by `read`
+    /// (`order` or `rejects`).
+    pub const HTTP_READ_FAILURES: &str = "orderstore_http_read_failures_total";
 }
 
 /// The process-wide Prometheus recorder, installed on first use. Latencies get buckets from

@@ -1,16 +1,16 @@
-//! Bearer tokens (`HTTP_AUTH_TOKENS`): when any is set, the order routes and `/metrics`
-//! answer 401 unless the request carries `Authorization: Bearer <one of them>`. The probes
-//! and the search page's own files stay open: orchestrators probe without secrets, and the
-//! page asks for the token itself.
+//! Bearer tokens (`HTTP_AUTH_TOKENS`): when any is set, the order and reject routes, `/metrics`
+//! and every unknown path answer 401, whatever the method, unless the request carries
+//! `Authorization: Bearer <one of them>`. The probes and the search page's own files stay
+//! open: orchestrators probe without secrets, and the page asks for the token itself.
 //!
 //! Only SHA-256 digests of the tokens are kept, and a presented token is compared with each
 //! digest in constant time, so neither a token's content nor its length leaks through timing.
 
-use actix_web::http::header::{self, HeaderValue};
-use actix_web::http::StatusCode;
-use actix_web::HttpResponse;
+use actix_web::http::header::HeaderValue;
 use ring::digest::{digest, SHA256};
 use subtle::ConstantTimeEq;
+
+use super::error::HttpError;
 
 /// The accepted tokens, as digests; none means the API is open.
 #[derive(Clone, Default)]
@@ -82,25 +82,14 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
     out
 }
 
-/// 401 with the challenge and a JSON body saying what to send.
-pub(super) fn unauthorized(had_header: bool) -> HttpResponse {
-    let (message, challenge) = if had_header {
-        (
-            "the bearer token is not accepted",
-            "Bearer realm=\"orderstore\", error=\"invalid_token\"",
-        )
+/// Why a request that needs a token is refused: it sent no `Authorization` header, or one
+/// without an accepted token. [`HttpError`] answers 401 with the challenge and says what to send.
+pub(super) fn refusal(had_header: bool) -> HttpError {
+    if had_header {
+        HttpError::TokenNotAccepted
     } else {
-        (
-            "this route needs Authorization: Bearer <token>",
-            "Bearer realm=\"orderstore\"",
-        )
-    };
-    let mut response = super::error(StatusCode::UNAUTHORIZED, message);
-    response.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static(challenge),
-    );
-    response
+        HttpError::MissingToken
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
+use serde::Serialize;
 
+use super::error::HttpError;
 use super::{json_answer, HttpState};
 
 /// How long readiness waits for PostgreSQL to answer.
@@ -17,9 +19,56 @@ pub(super) async fn metrics_text() -> HttpResponse {
         .body(crate::events::prometheus::prometheus().render())
 }
 
+/// The answer of `/health/live`.
+#[derive(Debug, Serialize)]
+struct Liveness {
+    /// Always `live`: answering at all is the news.
+    status: &'static str,
+}
+
 /// The process is up and answering.
 pub(super) async fn live() -> HttpResponse {
-    json_answer(StatusCode::OK, serde_json::json!({ "status": "live" }))
+    json_answer(StatusCode::OK, &Liveness { status: "live" })
+}
+
+/// The answer of `/health/ready`, 200 or 503 alike, so a probe and an operator read the same
+/// fields whichever it is.
+#[derive(Debug, Serialize)]
+pub struct Readiness {
+    /// `ready` or `not ready`.
+    pub(super) status: &'static str,
+    /// Whether memory holds the orders of the partitions taken at start-up.
+    pub(super) restored: bool,
+    /// `ok` or `unreachable`.
+    pub(super) postgres: &'static str,
+    /// `ok` or `unreachable`.
+    pub(super) kafka: &'static str,
+    /// Orders held in memory.
+    pub(super) orders_in_memory: usize,
+    /// This instance's id.
+    pub(super) instance: String,
+    /// The partitions this instance holds leases on.
+    pub(super) partitions: Vec<i32>,
+    /// The owned partitions halted at a rejected record; left out when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(super) halted: Vec<HaltedPartition>,
+    /// Why PostgreSQL did not answer; left out when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) postgres_error: Option<String>,
+    /// Why Kafka did not answer; left out when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) kafka_error: Option<String>,
+}
+
+/// A partition stopped by `ON_REJECT=halt`, as readiness names it.
+#[derive(Debug, Serialize)]
+pub struct HaltedPartition {
+    /// The partition.
+    partition: i32,
+    /// The offset of the rejected record it stopped at.
+    offset: i64,
+    /// Why the record was rejected.
+    reason: String,
 }
 
 /// Names this instance and the partitions it holds leases on. Ready when memory holds the
@@ -29,13 +78,13 @@ pub(super) async fn live() -> HttpResponse {
 /// certificate PostgreSQL's CA did not sign). Partitions taken later are loaded while the
 /// instance stays ready: it answers for them from PostgreSQL meanwhile, so a rolling restart
 /// never takes the whole fleet out of rotation.
-pub(super) async fn ready(state: web::Data<HttpState>) -> HttpResponse {
-    let postgres = match tokio::time::timeout(READY_TIMEOUT, state.database.ping()).await {
+pub(super) async fn ready(state: web::Data<HttpState>) -> Result<HttpResponse, HttpError> {
+    let postgres_error = match tokio::time::timeout(READY_TIMEOUT, state.database.ping()).await {
         Ok(Ok(())) => None,
         Ok(Err(error)) => Some(error.to_string()),
         Err(_) => Some(format!("no answer within {} s", READY_TIMEOUT.as_secs())),
     };
-    let kafka = if state.events.is_kafka_reachable() {
+    let kafka_error = if state.events.is_kafka_reachable() {
         None
     } else {
         Some(
@@ -47,20 +96,19 @@ pub(super) async fn ready(state: web::Data<HttpState>) -> HttpResponse {
     };
     let restored = state.events.is_restored();
     let owned = state.events.owned_partitions();
-    let halted: Vec<serde_json::Value> = state
+    let halted: Vec<HaltedPartition> = state
         .events
         .halted_partitions()
         .into_iter()
         .filter(|(partition, _, _)| owned.contains(partition))
-        .map(|(partition, offset, reason)| {
-            serde_json::json!({ "partition": partition, "offset": offset, "reason": reason })
+        .map(|(partition, offset, reason)| HaltedPartition {
+            partition,
+            offset,
+            reason,
         })
         .collect();
-    let status = if postgres.is_none() && kafka.is_none() && restored && halted.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let is_ready =
+        postgres_error.is_none() && kafka_error.is_none() && restored && halted.is_empty();
     let word = |failure: &Option<String>| {
         if failure.is_none() {
             "ok"
@@ -68,22 +116,21 @@ pub(super) async fn ready(state: web::Data<HttpState>) -> HttpResponse {
             "unreachable"
         }
     };
-    let mut body = serde_json::json!({
-        "status": if status == StatusCode::OK { "ready" } else { "not ready" },
-        "restored": restored,
-        "postgres": word(&postgres),
-        "kafka": word(&kafka),
-        "orders_in_memory": state.memory.len(),
-        "instance": state.instance,
-        "partitions": owned,
-    });
-    if !halted.is_empty() {
-        body["halted"] = serde_json::Value::Array(halted);
+    let readiness = Readiness {
+        status: if is_ready { "ready" } else { "not ready" },
+        restored,
+        postgres: word(&postgres_error),
+        kafka: word(&kafka_error),
+        orders_in_memory: state.memory.len(),
+        instance: state.instance.clone(),
+        partitions: owned,
+        halted,
+        postgres_error,
+        kafka_error,
+    };
+    if is_ready {
+        Ok(json_answer(StatusCode::OK, &readiness))
+    } else {
+        Err(HttpError::NotReady(Box::new(readiness)))
     }
-    for (key, failure) in [("postgres_error", postgres), ("kafka_error", kafka)] {
-        if let Some(failure) = failure {
-            body[key] = serde_json::Value::String(failure);
-        }
-    }
-    json_answer(status, body)
 }

@@ -7,18 +7,24 @@
 //!
 //! 200 carries the order's JSON and `X-Order-Id`; 400 (malformed id or uid) and 404 carry
 //! `{"error": "..."}`. Also `/` (a search page), `/metrics` (Prometheus), `/health/live` and
-//! `/health/ready`, and the rejected records: `/rejects`, `/rejects/summary`, `/rejects/{id}`. Memory answers first; an order that the sweeper evicted, or that is not
-//! restored, is read from PostgreSQL. HTTP only reads: it never changes memory or PostgreSQL.
+//! `/health/ready`, and the rejected records: `/rejects`, `/rejects/summary`, `/rejects/{id}`.
+//! Memory answers first; an order that the sweeper evicted, or that is not restored, is read
+//! from PostgreSQL. HTTP only reads: it never changes memory or PostgreSQL.
 //!
-//! With `HTTP_AUTH_TOKENS` set, the order and reject routes and `/metrics` need a bearer token
-//! (`auth.rs`); with `HTTP_TLS_CERT_FILE` and `HTTP_TLS_KEY_FILE`, the server speaks HTTPS.
+//! Every route answers GET and HEAD, and any other method with 405, `Allow: GET, HEAD` and a
+//! JSON error; a path that is no route answers 404. With `HTTP_AUTH_TOKENS` set, the order and
+//! reject routes, `/metrics` and every unknown path need a bearer token (`auth.rs`), and the
+//! token is checked first, before the method: without an accepted token those answer 401
+//! whatever the method, so a client without one learns neither which paths exist nor which
+//! methods they take. With `HTTP_TLS_CERT_FILE` and `HTTP_TLS_KEY_FILE`, the server speaks HTTPS.
 //!
 //! `routes.rs` names the route of a path, `orders.rs` answers the order routes, `rejects.rs`
-//! the reject routes, `health.rs`
-//! the probes and metrics, `pages.rs` the search page; every request is reported as an
-//! [`HttpRequestServed`] event.
+//! the reject routes, `health.rs` the probes and metrics, `pages.rs` the search page;
+//! `error.rs` is every error answer ([`HttpError`](error::HttpError)); every request is
+//! reported as an [`HttpRequestServed`] event.
 
 pub mod auth;
+mod error;
 mod health;
 mod orders;
 mod pages;
@@ -31,12 +37,17 @@ use std::time::Instant;
 
 use actix_web::dev::{Server, Service};
 use actix_web::http::{header, Method, StatusCode};
-use actix_web::{guard, web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{
+    guard, web, App, FromRequest, Handler, HttpRequest, HttpResponse, HttpServer, Responder,
+    ResponseError,
+};
 use futures_util::future::Either;
 use rustls::ServerConfig;
+use serde::Serialize;
 
 use crate::events::{Events, HttpRequestServed};
 use crate::http::auth::HttpAuth;
+use crate::http::error::HttpError;
 use crate::store::memory::MemoryStore;
 use crate::store::postgres::Database;
 
@@ -58,7 +69,7 @@ pub struct HttpState {
 pub struct ServerOptions {
     /// Worker threads; 0 means one per core.
     pub workers: usize,
-    /// The tokens the order routes and `/metrics` ask for.
+    /// The tokens the order and reject routes and `/metrics` ask for.
     pub auth: HttpAuth,
     /// HTTPS instead of HTTP.
     pub tls: Option<Arc<ServerConfig>>,
@@ -83,9 +94,10 @@ pub fn build_server(
                     && routes::needs_token(route)
                     && !auth.allows(request.headers().get(header::AUTHORIZATION))
                 {
-                    let had_header = request.headers().contains_key(header::AUTHORIZATION);
+                    let refusal =
+                        auth::refusal(request.headers().contains_key(header::AUTHORIZATION));
                     Either::Left(std::future::ready(Ok(
-                        request.into_response(auth::unauthorized(had_header))
+                        request.into_response(refusal.error_response())
                     )))
                 } else {
                     Either::Right(service.call(request))
@@ -101,23 +113,15 @@ pub fn build_server(
                     Ok(response)
                 }
             })
-            .service(
-                web::resource("/")
-                    .route(reading().to(pages::index_page))
-                    .default_service(web::to(method_not_allowed)),
-            )
-            .route("/metrics", reading().to(health::metrics_text))
-            .route("/health/live", reading().to(health::live))
-            .route("/health/ready", reading().to(health::ready))
-            .route("/app.js", reading().to(pages::page_script))
-            .route("/app.css", reading().to(pages::page_style))
-            .route("/rejects", reading().to(rejects::list))
-            .route("/rejects/summary", reading().to(rejects::summary))
-            .service(
-                web::resource("/orders")
-                    .route(reading().to(orders::order_by_query))
-                    .default_service(web::to(method_not_allowed)),
-            )
+            .service(read_only("/", pages::index_page))
+            .service(read_only("/metrics", health::metrics_text))
+            .service(read_only("/health/live", health::live))
+            .service(read_only("/health/ready", health::ready))
+            .service(read_only("/app.js", pages::page_script))
+            .service(read_only("/app.css", pages::page_style))
+            .service(read_only("/rejects", rejects::list))
+            .service(read_only("/rejects/summary", rejects::summary))
+            .service(read_only("/orders", orders::order_by_query))
             // `/orders/{id}` and `/orders/uid/{order_uid}`: see `orders::order_by_path`.
             .default_service(web::to(keyed_route))
     })
@@ -137,45 +141,60 @@ pub fn build_server(
 
 /// Every other path: the order routes and `/rejects/{id}`, which have a key in the path and
 /// are told apart by [`routes::route_label`] (see `orders.rs`), and 404 for the rest.
-async fn keyed_route(request: HttpRequest, state: web::Data<HttpState>) -> HttpResponse {
+async fn keyed_route(
+    request: HttpRequest,
+    state: web::Data<HttpState>,
+) -> Result<HttpResponse, HttpError> {
     let route = routes::route_label(request.path());
     if route != routes::REJECT_BY_ID {
         return orders::order_by_path(&request, &state, route).await;
     }
-    if !matches!(*request.method(), Method::GET | Method::HEAD) {
-        return method_not_allowed().await;
+    if !is_reading(request.method()) {
+        return Err(HttpError::MethodNotAllowed);
     }
     let id = request.path().rsplit('/').next().unwrap_or_default();
     rejects::by_id(id, &state).await
 }
 
-fn reading() -> actix_web::Route {
-    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+/// A route at a fixed `path` that answers GET and HEAD with `handler`, and every other method
+/// with 405. (`App::route` would put the method guard on the path itself, and a POST would
+/// fall through to the default service as if the path did not exist.)
+fn read_only<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    web::resource(path)
+        .route(
+            web::route()
+                .guard(guard::Any(guard::Get()).or(guard::Head()))
+                .to(handler),
+        )
+        .default_service(web::to(method_not_allowed))
 }
 
-fn json_answer(status: StatusCode, body: serde_json::Value) -> HttpResponse {
+/// Whether a request only reads: the methods every route answers.
+fn is_reading(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD)
+}
+
+async fn method_not_allowed() -> Result<HttpResponse, HttpError> {
+    Err(HttpError::MethodNotAllowed)
+}
+
+/// `body` as a JSON answer with `status`.
+fn json_answer(status: StatusCode, body: &impl Serialize) -> HttpResponse {
     HttpResponse::build(status)
-        .content_type(mime_json())
         .insert_header(NO_SNIFF)
-        .body(body.to_string())
+        .json(body)
 }
 
-async fn no_such_route() -> HttpResponse {
-    error(
-        StatusCode::NOT_FOUND,
+/// The 404 of a path that is no route.
+fn no_such_route() -> HttpError {
+    HttpError::NotFound(std::borrow::Cow::Borrowed(
         "no such route: see GET /orders/{id} and GET /orders/uid/{order_uid}",
-    )
-}
-
-async fn method_not_allowed() -> HttpResponse {
-    let mut response = error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "only GET and HEAD are allowed",
-    );
-    response
-        .headers_mut()
-        .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
-    response
+    ))
 }
 
 /// Order fields are untrusted: browsers must not guess that a JSON body is HTML.
@@ -186,8 +205,4 @@ const NO_SNIFF: (header::HeaderName, header::HeaderValue) = (
 
 fn mime_json() -> header::ContentType {
     header::ContentType::json()
-}
-
-fn error(status: StatusCode, message: &str) -> HttpResponse {
-    json_answer(status, serde_json::json!({ "error": message }))
 }

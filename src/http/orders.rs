@@ -1,11 +1,14 @@
 //! The order routes: `GET /orders/{id}`, `GET /orders/uid/{order_uid}` and `GET /orders?..`,
 //! looked up in memory first, then in PostgreSQL.
 
-use actix_web::http::{header, Method, StatusCode};
+use std::borrow::Cow;
+
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use super::error::HttpError;
 use super::routes::{ORDER_BY_ID, ORDER_BY_UID};
-use super::{error, method_not_allowed, mime_json, no_such_route, HttpState, NO_SNIFF};
+use super::{is_reading, mime_json, no_such_route, HttpState, NO_SNIFF};
+use crate::events::HttpReadFailed;
 use crate::order::is_order_uid;
 use crate::store::ServedOrder;
 
@@ -24,14 +27,14 @@ pub(super) async fn order_by_path(
     request: &HttpRequest,
     state: &HttpState,
     route: &'static str,
-) -> HttpResponse {
+) -> Result<HttpResponse, HttpError> {
     let path = request.path();
     let by_id = route == ORDER_BY_ID;
     if !by_id && route != ORDER_BY_UID {
-        return no_such_route().await;
+        return Err(no_such_route());
     }
-    if !matches!(*request.method(), Method::GET | Method::HEAD) {
-        return method_not_allowed().await;
+    if !is_reading(request.method()) {
+        return Err(HttpError::MethodNotAllowed);
     }
     // The key is the last segment; route_label has checked there is exactly one.
     let raw = path.rsplit('/').next().unwrap_or_default();
@@ -39,11 +42,11 @@ pub(super) async fn order_by_path(
     match (by_id, key.as_deref()) {
         (true, Some(raw)) => match parse_id(raw) {
             Some(id) => answer(state, OrderKey::Id(id)).await,
-            None => malformed_id(),
+            None => Err(malformed_id()),
         },
-        (true, None) => malformed_id(),
+        (true, None) => Err(malformed_id()),
         (false, Some(raw)) if is_order_uid(raw) => answer(state, OrderKey::Uid(raw)).await,
-        (false, _) => malformed_uid(),
+        (false, _) => Err(malformed_uid()),
     }
 }
 
@@ -71,12 +74,13 @@ fn percent_decoded(raw: &str) -> Option<std::borrow::Cow<'_, str>> {
     String::from_utf8(bytes).ok().map(std::borrow::Cow::Owned)
 }
 
+/// `GET /orders?id={id}` and `GET /orders?order_uid={order_uid}`.
 pub(super) async fn order_by_query(
     request: HttpRequest,
     state: web::Data<HttpState>,
-) -> HttpResponse {
+) -> Result<HttpResponse, HttpError> {
     let Ok(pairs) = web::Query::<Vec<(String, String)>>::from_query(request.query_string()) else {
-        return error(StatusCode::BAD_REQUEST, "the query string is malformed");
+        return Err(bad_request("the query string is malformed"));
     };
     let mut id = None;
     let mut uid = None;
@@ -85,69 +89,59 @@ pub(super) async fn order_by_query(
             "id" => &mut id,
             "order_uid" => &mut uid,
             _ => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("unknown query parameter {name:?}: use id or order_uid"),
-                )
+                return Err(HttpError::BadRequest(Cow::Owned(format!(
+                    "unknown query parameter {name:?}: use id or order_uid"
+                ))))
             }
         };
         if slot.replace(value.as_str()).is_some() {
-            return error(
-                StatusCode::BAD_REQUEST,
-                &format!("query parameter {name} is given more than once"),
-            );
+            return Err(HttpError::BadRequest(Cow::Owned(format!(
+                "query parameter {name} is given more than once"
+            ))));
         }
     }
     match (id, uid) {
         (Some(raw), None) => match parse_id(raw) {
             Some(id) => answer(&state, OrderKey::Id(id)).await,
-            None => malformed_id(),
+            None => Err(malformed_id()),
         },
         (None, Some(raw)) if is_order_uid(raw) => answer(&state, OrderKey::Uid(raw)).await,
-        (None, Some(_)) => malformed_uid(),
-        (Some(_), Some(_)) => error(
-            StatusCode::BAD_REQUEST,
-            "give either id or order_uid, not both",
-        ),
-        (None, None) => error(
-            StatusCode::BAD_REQUEST,
+        (None, Some(_)) => Err(malformed_uid()),
+        (Some(_), Some(_)) => Err(bad_request("give either id or order_uid, not both")),
+        (None, None) => Err(bad_request(
             "give an order's id (?id=) or its order_uid (?order_uid=)",
-        ),
+        )),
     }
 }
 
 /// Looks the order up in memory, then in PostgreSQL.
-async fn answer(state: &HttpState, key: OrderKey<'_>) -> HttpResponse {
+async fn answer(state: &HttpState, key: OrderKey<'_>) -> Result<HttpResponse, HttpError> {
     let in_memory = match key {
         OrderKey::Id(id) => state.memory.get_by_id(id),
         OrderKey::Uid(uid) => state.memory.get_by_uid(uid),
     };
     if let Some(order) = in_memory {
-        return order_response(&order);
+        return Ok(order_response(&order));
     }
     let stored = match key {
         OrderKey::Id(id) => state.database.order_by_id(id).await,
         OrderKey::Uid(uid) => state.database.order_by_uid(uid).await,
     };
     match stored {
-        Ok(Some(order)) => order_response(&order),
-        Ok(None) => match key {
-            OrderKey::Id(id) => error(StatusCode::NOT_FOUND, &format!("no order with id {id}")),
-            OrderKey::Uid(uid) => error(
-                StatusCode::NOT_FOUND,
-                &format!("no order with order_uid {uid}"),
-            ),
-        },
+        Ok(Some(order)) => Ok(order_response(&order)),
+        Ok(None) => Err(HttpError::NotFound(Cow::Owned(match key {
+            OrderKey::Id(id) => format!("no order with id {id}"),
+            OrderKey::Uid(uid) => format!("no order with order_uid {uid}"),
+        }))),
         Err(db_error) => {
-            tracing::warn!(error = %db_error, "order lookup in PostgreSQL failed");
-            let mut response = error(
-                StatusCode::SERVICE_UNAVAILABLE,
+            HttpReadFailed {
+                read: "order",
+                error: &db_error,
+            }
+            .record();
+            Err(HttpError::Unavailable(Cow::Borrowed(
                 "the order is not in memory and PostgreSQL is unavailable; try again",
-            );
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-            response
+            )))
         }
     }
 }
@@ -174,18 +168,16 @@ fn parse_id(raw: &str) -> Option<i64> {
     }
 }
 
-fn malformed_id() -> HttpResponse {
-    error(
-        StatusCode::BAD_REQUEST,
-        "malformed id: expected a positive integer such as 42",
-    )
+fn malformed_id() -> HttpError {
+    bad_request("malformed id: expected a positive integer such as 42")
 }
 
-fn malformed_uid() -> HttpResponse {
-    error(
-        StatusCode::BAD_REQUEST,
-        "malformed order_uid: expected 1 to 64 ASCII letters, digits, '-' or '_'",
-    )
+fn malformed_uid() -> HttpError {
+    bad_request("malformed order_uid: expected 1 to 64 ASCII letters, digits, '-' or '_'")
+}
+
+fn bad_request(message: &'static str) -> HttpError {
+    HttpError::BadRequest(Cow::Borrowed(message))
 }
 
 #[cfg(test)]

@@ -42,9 +42,10 @@ pub(super) fn route_label(path: &str) -> &'static str {
     }
 }
 
-/// Whether a route needs the bearer token when tokens are set: the orders (and unmatched
-/// paths, which would otherwise tell which routes exist) and `/metrics`. The probes and the
-/// page's files stay open.
+/// Whether a route needs the bearer token when tokens are set: the orders, the rejects,
+/// `/metrics`, and unmatched paths, which would otherwise tell which routes exist. The token
+/// is checked before the method, so on these a client without one gets 401 whatever it sends.
+/// The probes and the page's files stay open.
 pub(super) fn needs_token(route: &'static str) -> bool {
     !matches!(
         route,

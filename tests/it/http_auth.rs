@@ -1,9 +1,9 @@
-//! A locked HTTP API: with `HTTP_AUTH_TOKENS`, the order routes and `/metrics` answer 401
-//! (with `WWW-Authenticate: Bearer` and a JSON body) unless a listed token is sent; the
-//! probes and the page's files stay open. With `HTTP_TLS_CERT_FILE` and `HTTP_TLS_KEY_FILE`
-//! the same API is served over HTTPS. Bad security settings stop the binary with one line
-//! naming the variable, and never print a secret.
-
+//! A locked HTTP API: with `HTTP_AUTH_TOKENS`, the order and reject routes, `/metrics` and
+//! unknown paths answer 401 (with `WWW-Authenticate: Bearer` and a JSON body) unless a listed
+//! token is sent; the probes and the page's files stay open (`http_methods.rs` sends every
+//! other method too). With `HTTP_TLS_CERT_FILE` and `HTTP_TLS_KEY_FILE` the same API is served
+//! over HTTPS. Bad security settings stop the binary with one line naming the variable, and
+//! never print a secret.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -20,7 +20,7 @@ async fn app_with_an_order(overrides: &[(&str, &str)]) -> (RunningApp, String) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn orders_and_metrics_need_a_listed_token_and_probes_do_not() {
+async fn orders_rejects_and_metrics_need_a_listed_token_and_probes_do_not() {
     let tokens = format!("{TOKEN}, {NEXT_TOKEN}");
     let (app, uid) = app_with_an_order(&[("HTTP_AUTH_TOKENS", &tokens)]).await;
     let port = app.http_port();
@@ -34,6 +34,9 @@ async fn orders_and_metrics_need_a_listed_token_and_probes_do_not() {
         by_query.as_str(),
         "/orders/1",
         "/metrics",
+        "/rejects",
+        "/rejects/summary",
+        "/rejects/1",
         "/orders/uid/nope/x",
     ] {
         for (headers, challenge) in [

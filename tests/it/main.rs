@@ -11,6 +11,7 @@ mod dead_letters;
 mod fleet;
 mod halt;
 mod http_auth;
+mod http_methods;
 mod kafka_outage;
 mod kafka_security;
 mod leases;

@@ -8,7 +8,6 @@
 //! key gets a clear message. Chromium is not optional: when it is missing the tests fail and
 //! say that `scripts/test` installs it.
 
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
