@@ -209,9 +209,11 @@ async fn start_dead_letters(
     manager: &ShutdownManager,
 ) -> Option<JoinHandle<()>> {
     let shutdown = manager.token();
-    let partitions = retry_until_ok("finding or creating the dead-letter topic", shutdown, || {
-        ensure_topic(client, rejects_topic, settings)
-    })
+    let partitions = retry_until_ok(
+        "finding or creating the dead-letter topic",
+        shutdown,
+        || ensure_topic(client, rejects_topic, settings),
+    )
     .await?;
     let producers = writer::partition_clients(client, rejects_topic, &partitions, shutdown).await?;
     tracing::info!(

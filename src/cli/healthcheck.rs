@@ -15,7 +15,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long the answer may take.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// The request: readiness, and the connection closed after it, so the answer ends at EOF.
-const REQUEST: &[u8] = b"GET /health/ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+const REQUEST: &[u8] =
+    b"GET /health/ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
 
 /// Succeeds when readiness answers 200; otherwise fails with the status line and the body,
 /// which names what is not ready.

@@ -38,7 +38,11 @@ pub fn start_readers(
         .filter(|(_, share)| !share.is_empty())
     {
         let (reader_commands, received) = mpsc::unbounded_channel::<PartitionCommand>();
-        commands.extend(share.iter().map(|partition| (*partition, reader_commands.clone())));
+        commands.extend(
+            share
+                .iter()
+                .map(|partition| (*partition, reader_commands.clone())),
+        );
         tasks.push(manager.spawn(
             Component::Reader(index),
             run_reader(Arc::clone(&context), received, sender.clone()),
