@@ -1,8 +1,9 @@
 //! What an operator sees: `/metrics` scraped and compared with what was sent, and the health
-//! endpoints. One test in this binary, so the process-wide metrics count only its records.
-
+//! endpoints. The service runs as the binary, in a process of its own: metrics are
+//! process-wide, and in this test process other tests' instances would count too.
 
 use std::collections::HashMap;
+use std::process::Stdio;
 use std::time::Duration;
 
 use crate::common::*;
@@ -52,13 +53,20 @@ async fn metrics_and_health_tell_what_happened() {
         .await;
     }
 
-    let app = RunningApp::start(settings(
-        &database,
-        &topic,
-        &[("MEMORY_ORDERS_LIMIT", "100"), ("SWEEP_INTERVAL", "100ms")],
-    ))
+    let port = http_port();
+    let mut env = binary_env(&database, &topic, port);
+    env.extend([
+        ("MEMORY_ORDERS_LIMIT".into(), "100".into()),
+        ("SWEEP_INTERVAL".into(), "100ms".into()),
+    ]);
+    let instance = start_binary(&env, Stdio::inherit());
+    wait_for("readiness", Duration::from_secs(30), || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+            && http(port, "GET", "/health/ready").await.status == 200
+    })
     .await;
-    let port = app.http_port();
     wait_until_caught_up(&db, &topic, &partitions, Duration::from_secs(60)).await;
 
     let live = http(port, "GET", "/health/live").await;
@@ -84,12 +92,25 @@ async fn metrics_and_health_tell_what_happened() {
     for _ in 0..3 {
         assert_eq!(http(port, "GET", "/orders/abc").await.status, 400);
     }
-    // The gauges are set every second and the sweeper runs every 100 ms.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-
-    let answer = http(port, "GET", "/metrics").await;
-    assert_eq!(answer.status, 200);
-    let text = String::from_utf8_lossy(&answer.body).to_string();
+    // The gauges are set every second and the sweeper runs every 100 ms: wait until the
+    // observer has seen the sweep and the caught-up partitions.
+    let scraped = || async {
+        let answer = http(port, "GET", "/metrics").await;
+        assert_eq!(answer.status, 200);
+        String::from_utf8_lossy(&answer.body).to_string()
+    };
+    wait_for(
+        "the gauges to show the sweep and no lag",
+        Duration::from_secs(30),
+        || async {
+            let metrics = scrape(&scraped().await);
+            metrics.get("orderstore_orders_in_memory") == Some(&100.0)
+                && metrics.contains_key("orderstore_consumer_lag_records{partition=\"2\"}")
+                && sum_of(&metrics, "orderstore_consumer_lag_records") == 0.0
+        },
+    )
+    .await;
+    let text = scraped().await;
     let metrics = scrape(&text);
     let n_sent = values.len() as f64;
     assert_eq!(
@@ -154,5 +175,5 @@ async fn metrics_and_health_tell_what_happened() {
         "orderstore_http_request_duration_seconds_count{route=\"/orders/uid/{order_uid}\"}"
     ));
 
-    app.stop().await;
+    instance.terminate();
 }

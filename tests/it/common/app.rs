@@ -3,8 +3,20 @@
 
 use super::*;
 
-/// Settings for a test instance: the test's database and topic, HTTP on a free port, short
-/// intervals. `overrides` set any other variable.
+/// What every test instance runs with, in this process ([`settings`]) or as the binary
+/// ([`binary_env`]): short intervals, few threads and connections, no age limit on memory.
+const TEST_DEFAULTS: &[(&str, &str)] = &[
+    ("KAFKA_PARTITIONS", "4"),
+    ("KAFKA_FETCH_MAX_WAIT", "100ms"),
+    ("HTTP_WORKERS", "2"),
+    ("HANDLERS", "2"),
+    ("DB_POOL_SIZE", "4"),
+    ("OFFSET_COMMIT_INTERVAL", "50ms"),
+    ("MEMORY_MAX_AGE", "0"),
+];
+
+/// Settings for a test instance: the test's database and topic, HTTP on a free port, and
+/// [`TEST_DEFAULTS`]. `overrides` set any other variable.
 pub fn settings(
     database: &tokio_postgres::Config,
     topic: &str,
@@ -13,16 +25,10 @@ pub fn settings(
     let mut values: HashMap<String, String> = [
         ("KAFKA_BROKERS", services().kafka_brokers.as_str()),
         ("KAFKA_TOPIC", topic),
-        ("KAFKA_PARTITIONS", "4"),
-        ("KAFKA_FETCH_MAX_WAIT", "100ms"),
         ("HTTP_ADDR", "127.0.0.1:0"),
-        ("HTTP_WORKERS", "2"),
-        ("HANDLERS", "2"),
-        ("DB_POOL_SIZE", "4"),
-        ("OFFSET_COMMIT_INTERVAL", "50ms"),
-        ("MEMORY_MAX_AGE", "0"),
     ]
     .iter()
+    .chain(TEST_DEFAULTS)
     .map(|(name, value)| (name.to_string(), value.to_string()))
     .collect();
     for (name, value) in overrides {
@@ -139,7 +145,8 @@ pub fn start_binary(env: &[(String, String)], stderr: Stdio) -> KillOnDrop {
     KillOnDrop(child)
 }
 
-/// Environment variables that start the binary like [`settings`] configures the library.
+/// Environment variables that start the binary like [`settings`] configures the library:
+/// the same database, topic and [`TEST_DEFAULTS`], HTTP on `http_port`, and logs at WARN.
 pub fn binary_env(
     database: &tokio_postgres::Config,
     topic: &str,
@@ -160,13 +167,15 @@ pub fn binary_env(
         ("DATABASE_URL", url),
         ("KAFKA_BROKERS", services().kafka_brokers.clone()),
         ("KAFKA_TOPIC", topic.to_string()),
-        ("KAFKA_FETCH_MAX_WAIT", "100ms".into()),
         ("HTTP_ADDR", format!("127.0.0.1:{http_port}")),
-        ("OFFSET_COMMIT_INTERVAL", "50ms".into()),
-        ("MEMORY_MAX_AGE", "0".into()),
         ("LOG_LEVEL", "warn".into()),
     ]
     .into_iter()
+    .chain(
+        TEST_DEFAULTS
+            .iter()
+            .map(|(name, value)| (*name, value.to_string())),
+    )
     .map(|(name, value)| (name.to_string(), value))
     .collect()
 }
