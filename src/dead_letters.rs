@@ -9,9 +9,15 @@
 //! headers let a consumer drop repeats.
 //!
 //! An instance publishes the rejects of the partitions it holds leases on, so a partition's
-//! rejects go out from one instance, in order. Source partition `p` goes to dead-letter
-//! partition `p % n`. Every minute, published rejects older than `REJECTS_RETENTION` are
-//! deleted, a thousand at a time.
+//! rejects go out from one instance, in order. Batches of one partition are written by
+//! several batch writers and commit in any order, so a committed reject may still have a lower
+//! one on its way: only the rejects at or below their partition's stored `next_offset`, below
+//! which every record is durable (`offsets/tracker.rs`), are read for publishing
+//! (`store/postgres/rejects.rs`), and no reject published is ever followed by a lower one of
+//! its partition. The topic trails the stored offsets, which move at most once per
+//! `OFFSET_COMMIT_INTERVAL`. Source partition `p` goes to dead-letter partition `p % n`. Every
+//! minute, published rejects older than `REJECTS_RETENTION` are deleted, a thousand at a
+//! time.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -1,7 +1,8 @@
 //! `ON_REJECT`: what a rejected record does to its partition. `skip` (the default) records it
 //! and goes on. `halt` records the first rejected record of a partition and stops the
 //! partition before it: the record and everything after it in the partition are left in
-//! flight, so the stored offset never passes it; the reader stops fetching the partition;
+//! flight, so the partition's stored `next_offset` is exactly that record's offset (every
+//! record before it durable, `offsets/tracker.rs`); the reader stops fetching the partition;
 //! other partitions go on; `/health/ready` answers 503 naming the partition, the offset and
 //! the reason. A restart reads the record again and halts again, unless an operator let it
 //! pass (`orderstore rejects skip --partition P --offset O`), which a start reads once.
@@ -70,7 +71,9 @@ impl HaltPolicy {
     /// Decides, for a batch whose records in `rejected` (by partition and offset, with their
     /// reasons) broke the contract, which records halt their partition and which are held
     /// behind a halt. Under `skip`, nothing is held. A partition's first unapproved reject
-    /// halts it (an event: logged, counted, shown by readiness).
+    /// halts it (an event: logged, counted, shown by readiness); the records after it are held
+    /// from then on, and the halting record, met again in a batch written again after a lost
+    /// lease fenced it, halts again without another event.
     pub fn decide(
         &self,
         records: &[KafkaRecord],
@@ -84,8 +87,17 @@ impl HaltPolicy {
         for record in records {
             let key = (record.partition, record.offset);
             if let Some(halted_at) = events.halted_at(record.partition) {
-                if record.offset >= halted_at {
-                    decisions.held.insert(key);
+                // The halting record itself comes again only in a batch written again after
+                // a lost lease fenced it (nothing of it was written): it is written again as
+                // the reject it is, and halts again without a second event.
+                match record.offset.cmp(&halted_at) {
+                    std::cmp::Ordering::Greater => {
+                        decisions.held.insert(key);
+                    }
+                    std::cmp::Ordering::Equal => {
+                        decisions.halting.insert(key);
+                    }
+                    std::cmp::Ordering::Less => {}
                 }
                 continue;
             }
@@ -155,5 +167,12 @@ mod tests {
         let later = halt.decide(&[record(0, 8)], &HashMap::new(), &events);
         assert!(later.is_held(0, 8));
         assert_eq!(events.halted_partitions()[0].2, "a: broken");
+        // A batch fenced by a lost lease and written again meets the halting record again: it
+        // is written (not held), not acknowledged, and halts once.
+        let again = halt.decide(&records, &rejected, &events);
+        assert!(!again.is_held(0, 6) && !again.may_pass(0, 6));
+        assert!(again.may_pass(0, 5) && again.is_held(0, 7));
+        assert_eq!(events.halted_partitions().len(), 1);
+        assert_eq!(events.halted_at(0), Some(6));
     }
 }

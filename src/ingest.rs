@@ -7,6 +7,11 @@
 //! A failed write is retried with backoff until it succeeds; nothing is dropped and no offset
 //! moves meanwhile. Batch writers stop when the channel is closed and empty, so on shutdown they
 //! drain what the readers already sent.
+//!
+//! A rejected record is counted ([`RecordRejected`]) once its reject row is committed, not when
+//! the contract check finds it: a batch fenced by a lost lease is written again without the
+//! lost partitions' records, and counting at the check would count its rejects twice (the new
+//! owner counts those of the lost partitions when it reads them).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -139,6 +144,8 @@ pub async fn handle_batch(
     let now = Utc::now();
     let mut accepted: Vec<(&KafkaRecord, ValidOrder)> = Vec::with_capacity(records.len());
     let mut rejects = Vec::new();
+    // Why each reject was rejected, by partition and offset, counted once it is written.
+    let mut rejections: Vec<(i32, i64, Rejection)> = Vec::new();
     // Under ON_REJECT=halt, which records the contract rejected, for the policy to decide.
     let mut rejected = HashMap::new();
     for record in records {
@@ -152,11 +159,6 @@ pub async fn handle_batch(
         match parsed {
             Ok(order) => accepted.push((record, order)),
             Err(rejection) => {
-                context.events.emit(RecordRejected {
-                    partition: record.partition,
-                    offset: record.offset,
-                    rejection: &rejection,
-                });
                 if context.halt.halts() {
                     rejected.insert((record.partition, record.offset), rejection.to_string());
                 }
@@ -169,6 +171,7 @@ pub async fn handle_batch(
                     reason: rejection.to_string(),
                     kind: rejection.kind(),
                 });
+                rejections.push((record.partition, record.offset, rejection));
             }
         }
     }
@@ -178,6 +181,7 @@ pub async fn handle_batch(
     if !decisions.is_empty() {
         accepted.retain(|(record, _)| !decisions.is_held(record.partition, record.offset));
         rejects.retain(|reject| !decisions.is_held(reject.partition, reject.offset));
+        rejections.retain(|(partition, offset, _)| !decisions.is_held(*partition, *offset));
     }
 
     // The same uid twice in one batch: the first (lowest offset) is the one stored.
@@ -193,8 +197,8 @@ pub async fn handle_batch(
         .collect();
 
     let write_started = Instant::now();
-    let (inserted, n_refused) = match write_with_retries(context, &rows, &rejects, &guard).await {
-        Ok(inserted) => (inserted, 0),
+    let (inserted, refused) = match write_with_retries(context, &rows, &rejects, &guard).await {
+        Ok(inserted) => (inserted, Vec::new()),
         Err(DbError::Fenced(lost)) => return Err(lost),
         Err(error) => {
             // PostgreSQL refuses something in this batch. Write the records one at a time,
@@ -207,6 +211,13 @@ pub async fn handle_batch(
         }
     };
     let write_seconds = write_started.elapsed().as_secs_f64();
+    for (partition, offset, rejection) in rejections.iter().chain(&refused) {
+        context.events.emit(RecordRejected {
+            partition: *partition,
+            offset: *offset,
+            rejection,
+        });
+    }
 
     context.memory.insert_many(inserted.iter().map(|new| {
         let row = &rows[new.row];
@@ -231,8 +242,8 @@ pub async fn handle_batch(
     context.events.emit(BatchStored {
         n_records: records.len(),
         n_stored: inserted.len(),
-        n_duplicates: accepted.len() - inserted.len() - n_refused,
-        n_rejected: rejects.len() + n_refused,
+        n_duplicates: accepted.len() - inserted.len() - refused.len(),
+        n_rejected: rejects.len() + refused.len(),
         seconds: started.elapsed().as_secs_f64(),
         write_seconds,
     });
@@ -269,15 +280,17 @@ async fn write_with_retries(
 /// The slow path for a batch PostgreSQL refused: each order alone; an order it refuses is
 /// recorded as a reject with PostgreSQL's reason; then the rejects, alone too. A reject whose
 /// bytes PostgreSQL refuses is kept with them in hex, so a record is never only in a log.
-/// Returns the new orders and how many orders were refused.
+/// Returns the new orders and the orders refused, by partition and offset with PostgreSQL's
+/// reason (for the caller to count once the batch is through).
 async fn write_one_by_one(
     context: &IngestContext,
     rows: &[IncomingOrder<'_>],
     rejects: &[RejectedRecord<'_>],
     guard: &LeaseGuard<'_>,
-) -> Result<(Vec<Inserted>, usize), Vec<i32>> {
+) -> Result<(Vec<Inserted>, Vec<(i32, i64, Rejection)>), Vec<i32>> {
     let mut inserted = Vec::new();
     let mut refused = Vec::new();
+    let mut refusals = Vec::new();
     for (index, row) in rows.iter().enumerate() {
         match write_with_retries(context, std::slice::from_ref(row), &[], guard).await {
             // Written alone, the order is row 0 of its own batch: put back its place here.
@@ -291,11 +304,6 @@ async fn write_one_by_one(
                     path: ".".into(),
                     rule: format!("PostgreSQL refused the order: {error}"),
                 };
-                context.events.emit(RecordRejected {
-                    partition: row.partition,
-                    offset: row.offset,
-                    rejection: &rejection,
-                });
                 refused.push(RejectedRecord {
                     partition: row.partition,
                     offset: row.offset,
@@ -305,6 +313,7 @@ async fn write_one_by_one(
                     reason: rejection.to_string(),
                     kind: rejection.kind(),
                 });
+                refusals.push((row.partition, row.offset, rejection));
             }
         }
     }
@@ -322,7 +331,7 @@ async fn write_one_by_one(
             write_reject_as_hex(context, reject, &error.to_string(), guard).await?;
         }
     }
-    Ok((inserted, refused.len()))
+    Ok((inserted, refusals))
 }
 
 /// Stores a reject in hex, retrying with backoff until PostgreSQL takes it: hex digits are

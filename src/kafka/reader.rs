@@ -3,6 +3,11 @@
 //! the [`OffsetTracker`] before it enters the bounded channel to the batch writers. A full
 //! channel makes the reader wait: records are never dropped. A broker outage is waited out
 //! with backoff.
+//!
+//! A partition with a stored position is read from its `fetch_from` (a record batch boundary:
+//! `offsets/tracker.rs` says why), and the records fetched below its `next_offset`, durable
+//! already, are dropped before the channel: each record goes to the batch writers once per
+//! start.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,7 +26,7 @@ use super::{FetchPlan, KafkaRecord};
 use crate::backoff::{retry_until_ok, Backoff};
 use crate::config::StartOffset;
 use crate::events::{Events, FetchAnswered, KafkaFetchFailed};
-use crate::offsets::OffsetTracker;
+use crate::offsets::{OffsetTracker, StoredOffset};
 
 /// What every partition loop shares.
 #[derive(Debug)]
@@ -47,15 +52,15 @@ pub struct ReaderContext {
 /// What the lease keeper tells a reader.
 #[derive(Debug)]
 pub enum PartitionCommand {
-    /// Read `partition` under the lease taken at `epoch`, from `stored` (the offset stored
+    /// Read `partition` under the lease taken at `epoch`, from `stored` (the position stored
     /// in PostgreSQL) or, without one, from `KAFKA_START_OFFSET`.
     Start {
         /// The partition.
         partition: i32,
         /// The lease's epoch, which every record read is stamped with.
         epoch: i64,
-        /// The stored offset, if any.
-        stored: Option<i64>,
+        /// The stored position, if any.
+        stored: Option<StoredOffset>,
     },
     /// Stop reading `partition`; `done` is told once its loop has ended, so nothing more of
     /// it enters the channel.
@@ -129,7 +134,7 @@ async fn read_partition(
     context: Arc<ReaderContext>,
     partition: i32,
     epoch: i64,
-    stored: Option<i64>,
+    stored: Option<StoredOffset>,
     stop: CancellationToken,
     sender: mpsc::Sender<KafkaRecord>,
 ) {
@@ -144,8 +149,8 @@ async fn read_partition(
     else {
         return;
     };
-    let mut offset = match stored {
-        Some(offset) => offset,
+    let start = match stored {
+        Some(stored) => stored,
         None => {
             let start = context.start_offset;
             let Some(offset) = retry_until_ok("finding the start offset", shutdown, || {
@@ -155,20 +160,24 @@ async fn read_partition(
             else {
                 return;
             };
-            offset
+            StoredOffset::at(offset)
         }
     };
     tracing::info!(
         topic,
         partition,
-        offset,
+        offset = start.next_offset,
+        fetch_from = start.fetch_from,
         epoch,
         stored = stored.is_some(),
         "reading partition"
     );
     context
         .tracker
-        .start_partition(partition, offset, stored, epoch);
+        .start_partition(partition, start, stored, epoch);
+    // Where the next fetch starts, and below which the records fetched are durable already.
+    let mut offset = start.fetch_from;
+    let mut durable_below = start.next_offset;
 
     let mut plan = FetchPlan::new(
         context.fetch_max_bytes,
@@ -188,10 +197,14 @@ async fn read_partition(
             _ = shutdown.cancelled() => return,
             fetched = client.fetch_records(offset, plan.bytes(), plan.max_wait_ms()) => fetched,
         };
-        let records = match fetched {
+        let mut records = match fetched {
             // Kafka answers a fetch past the end with OffsetOutOfRange; tansu answers it with
-            // no records and a high watermark below the offset, which says the same.
-            Ok((records, high_watermark)) if !(records.is_empty() && high_watermark < offset) => {
+            // no records and a high watermark below the offset, which says the same. So does
+            // a high watermark below the stored next offset, whose records were read before.
+            Ok((records, high_watermark))
+                if !(records.is_empty() && high_watermark < offset)
+                    && high_watermark >= durable_below =>
+            {
                 backoff.reset();
                 context.events.emit(FetchAnswered {
                     n_records: records.len(),
@@ -213,6 +226,7 @@ async fn read_partition(
                 {
                     Some(earliest) => {
                         offset = earliest;
+                        durable_below = earliest;
                         continue;
                     }
                     None => return,
@@ -242,9 +256,19 @@ async fn read_partition(
             }
             continue;
         };
+        let fetch_end = last + 1;
+        if records
+            .first()
+            .is_some_and(|record| record.offset < durable_below)
+        {
+            // Reading resumed at the start of the fetch that brought the first record not
+            // durable; the records before it are stored already.
+            records.retain(|record| record.offset >= durable_below);
+        }
         context.tracker.register_fetch(
             partition,
             offset,
+            fetch_end,
             records.iter().map(|record| record.offset),
         );
         for record in records {
@@ -268,7 +292,7 @@ async fn read_partition(
                 }
             }
         }
-        offset = last + 1;
+        offset = fetch_end;
     }
 }
 
@@ -297,7 +321,7 @@ async fn restart_from_earliest(
     );
     context
         .tracker
-        .start_partition(partition, earliest, None, epoch);
+        .start_partition(partition, StoredOffset::at(earliest), None, epoch);
     Some(earliest)
 }
 

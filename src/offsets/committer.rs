@@ -1,6 +1,7 @@
-//! The offset committer: stores each partition's committable offset in PostgreSQL as soon as
-//! a batch is done, at most once per `OFFSET_COMMIT_INTERVAL`, under the lease the offset
-//! was read under. It is the only writer of `kafka_offsets`.
+//! The offset committer: stores each partition's position (`next_offset`, below which every
+//! record is durable, and `fetch_from`, where reading resumes) in PostgreSQL as soon as a batch
+//! is done, at most once per `OFFSET_COMMIT_INTERVAL`, under the lease the offset was read
+//! under. It is the only writer of `kafka_offsets`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,9 +12,10 @@ use super::OffsetTracker;
 use crate::backoff::{retry_until_ok, Backoff};
 use crate::store::postgres::Database;
 
-/// Writes finished offsets as soon as a batch is done, at most once per `interval` (batches
-/// finishing meanwhile are written together), and retries a failed write with backoff; after
-/// `batch_writers_done`, writes the last ones, retrying until PostgreSQL takes them.
+/// Writes the positions that moved as soon as a batch is done, at most once per `interval`
+/// (batches finishing meanwhile are written together), and retries a failed write with
+/// backoff; after `batch_writers_done`, writes the last ones, retrying until PostgreSQL takes
+/// them.
 pub async fn run_committer(
     database: Database,
     instance: String,

@@ -1,11 +1,11 @@
 //! The dead-letter topic, against real PostgreSQL and tansu: every rejected record arrives
 //! in `REJECTS_TOPIC` with its key, bytes and headers and orderstore's reason headers, once
-//! and in source order per partition, and is marked published in `rejected_records`;
-//! rejects recorded while no dead-letter topic was set are published once one is, also after
-//! a SIGKILL and a broker outage while they were pending; published rejects past
-//! `REJECTS_RETENTION` are deleted, and nothing else is. `GET /rejects`, `/rejects/summary`
-//! and `/rejects/{id}` say what the table says, behind the orders' token.
-
+//! and in source order per partition (also while batches of one partition commit out of
+//! order), and is marked published in `rejected_records`; rejects recorded while no
+//! dead-letter topic was set are published once one is, also after a SIGKILL and a broker
+//! outage while they were pending; published rejects past `REJECTS_RETENTION` are deleted,
+//! and nothing else is. `GET /rejects`, `/rejects/summary` and `/rejects/{id}` say what the
+//! table says, behind the orders' token.
 
 use std::collections::{BTreeMap, HashMap};
 use std::process::Stdio;
@@ -197,6 +197,122 @@ async fn every_reject_reaches_the_dead_letter_topic_once_in_order_with_its_heade
     );
 }
 
+/// Batches of one partition are written by different batch writers and commit in any order;
+/// the rejects must still go out in source order. Four batch writers take the records of three
+/// partitions, hostile ones between valid orders, one at a time (so that the batch held up
+/// below holds nothing else), and the batch of partition 0's first reject is held up in
+/// PostgreSQL while the later ones commit: the test holds an open transaction that inserted
+/// the same (topic, partition, offset), so the batch's insert waits on the unique key until
+/// the test rolls back. Once every other reject is recorded, a hostile record on partition 3
+/// shows when the publisher has had its chance: when it is published, no later reject of
+/// partition 0 may be.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejects_go_out_in_source_order_while_batches_commit_out_of_order() {
+    let bed = TestBed::new(4).await;
+    create_tables(&bed.database, &bed.topic).await;
+    let mut sent = produce_hostile(&bed.partitions[..3], 30).await;
+    let (held_partition, held_offset) = sent
+        .keys()
+        .copied()
+        .next()
+        .unwrap_or_else(|| panic!("no hostile record was produced"));
+    let blocker = connect_config(&bed.database).await;
+    blocker
+        .batch_execute(&format!(
+            "BEGIN; \
+             INSERT INTO rejected_records \
+                 (kafka_topic, kafka_partition, kafka_offset, raw, reason) \
+             VALUES ('{}', {held_partition}, {held_offset}, 'x', 'held by the test')",
+            bed.topic
+        ))
+        .await
+        .unwrap_or_else(|error| panic!("cannot hold the reject's key: {error}"));
+    let dead_letters = format!("{}-rejects", bed.topic);
+    let app = RunningApp::start(settings(
+        &bed.database,
+        &bed.topic,
+        &[
+            ("REJECTS_TOPIC", dead_letters.as_str()),
+            ("HANDLERS", "4"),
+            ("BATCH_SIZE", "1"),
+            // The held batch keeps a connection. Its statement and lock timeouts are the TTL,
+            // and it holds its lease row `FOR SHARE`, so the keeper's renewal (every third of
+            // the TTL) would wait behind it, and every batch behind the renewal.
+            ("DB_POOL_SIZE", "8"),
+            ("LEASE_TTL", "120s"),
+        ],
+    ))
+    .await;
+    wait_for(
+        "every reject but the held one recorded",
+        Duration::from_secs(60),
+        || async { pending(&bed.db).await.0 == sent.len() as i64 - 1 },
+    )
+    .await;
+
+    let probe = Record {
+        key: Some(b"probe".to_vec()),
+        value: Some(b"{\"order_uid\": 3}".to_vec()),
+        headers: BTreeMap::new(),
+        timestamp: rskafka::chrono::Utc::now(),
+    };
+    let probe_offset = bed.partitions[3]
+        .produce(vec![probe.clone()], Compression::NoCompression)
+        .await
+        .unwrap_or_else(|error| panic!("produce failed: {error}"))[0];
+    sent.insert(
+        (3, probe_offset),
+        Hostile {
+            value: probe.value.unwrap_or_default(),
+            key: probe.key.unwrap_or_default(),
+            headers: probe.headers,
+        },
+    );
+    wait_for(
+        "the reject of partition 3 published",
+        Duration::from_secs(30),
+        || async {
+            count(
+                &bed.db,
+                "SELECT count(*) FROM rejected_records \
+                 WHERE kafka_partition = 3 AND published_at IS NOT NULL",
+            )
+            .await
+                == 1
+        },
+    )
+    .await;
+    let published_past_the_held_one = bed
+        .db
+        .query_one(
+            "SELECT count(*) FROM rejected_records \
+             WHERE kafka_partition = $1 AND kafka_offset > $2 AND published_at IS NOT NULL",
+            &[&held_partition, &held_offset],
+        )
+        .await
+        .unwrap_or_else(|error| panic!("{error}"))
+        .get::<_, i64>(0);
+    assert_eq!(
+        published_past_the_held_one, 0,
+        "rejects of partition {held_partition} after {held_offset} were published while it \
+         was still on its way"
+    );
+
+    blocker
+        .batch_execute("ROLLBACK")
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    wait_for(
+        "every reject published",
+        Duration::from_secs(60),
+        || async { pending(&bed.db).await == (sent.len() as i64, 0) },
+    )
+    .await;
+    app.stop().await;
+    let brokers = &services().kafka_brokers;
+    check_dead_letters(&sent, brokers, &dead_letters, 4, &bed.topic).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejects_recorded_without_a_dead_letter_topic_are_published_once_it_is_set() {
     let bed = TestBed::new(3).await;
@@ -303,10 +419,16 @@ async fn pending_rejects_survive_a_sigkill_and_a_broker_outage() {
     drop(first);
 
     // The broker is cut off: an instance with the dead-letter topic set cannot publish, and
-    // is killed while every reject is pending.
+    // is killed, once it has found the broker unreachable, while every reject is pending.
     proxy.cut().await;
-    let second = start_binary(&env(true), Stdio::null());
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let log = LogFile::new("dead-letters-cut-off");
+    let second = start_binary(&env(true), log.stdio());
+    wait_for(
+        "the second instance to find the broker cut off",
+        Duration::from_secs(60),
+        || async { log.text().contains("connecting to Kafka failed") },
+    )
+    .await;
     assert_eq!(pending(&db).await, (30, 30));
     drop(second);
 
@@ -320,7 +442,7 @@ async fn pending_rejects_survive_a_sigkill_and_a_broker_outage() {
     )
     .await;
     third.terminate();
-    check_dead_letters(&sent, &brokers, &dead_letters, 8, &topic).await;
+    check_dead_letters(&sent, &brokers, &dead_letters, 4, &topic).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,7 @@
-//! `rejected_records` as the dead-letter topic's outbox: the rejects still to be published
-//! (`published_at IS NULL`), marking them published once the broker acknowledged them, and
-//! deleting published ones past their retention; and as operators look at it: a page of
+//! `rejected_records` as the dead-letter topic's outbox: the rejects ready to be published
+//! (`published_at IS NULL`, at or below their partition's stored `next_offset`), marking them
+//! published once the broker acknowledged them, and deleting published ones past their
+//! retention; and as operators look at it: a page of
 //! rejects, one reject whole, a count per kind. A record's headers are kept in one `bytea`
 //! in orderstore's own form: per header, the name's length (4 bytes, big-endian), the name,
 //! the value's length, the value.
@@ -192,8 +193,28 @@ fn from_hex(digits: &[u8]) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// The rejects to publish, oldest first, and only those at or below their partition's stored
+/// `next_offset`, read in the same statement (one snapshot). Batches of one partition commit
+/// out of order (several batch writers), so a reject committed is not yet in order: a lower
+/// one may still be on its way. Below `next_offset` every record is durable, so every reject
+/// there is committed and visible; the reject at `next_offset` is the lowest record in flight,
+/// and its row exists only once committed. Nothing published can be followed by a lower
+/// reject of the same partition.
+const PENDING_REJECTS: &str = "\
+SELECT reject.kafka_partition, reject.kafka_offset, raw, raw_encoding, raw_key, raw_headers,
+       reason, rejected_at, reason_kind
+FROM rejected_records AS reject
+JOIN kafka_offsets AS stored
+  ON stored.kafka_topic = reject.kafka_topic
+ AND stored.kafka_partition = reject.kafka_partition
+WHERE reject.kafka_topic = $1 AND reject.kafka_partition = ANY($2)
+  AND reject.published_at IS NULL AND reject.kafka_offset <= stored.next_offset
+ORDER BY reject.kafka_partition, reject.kafka_offset
+LIMIT $3";
+
 impl Database {
-    /// The oldest `limit` rejects of `partitions` not yet published, by partition and offset.
+    /// The oldest `limit` rejects of `partitions` not yet published and in order to publish
+    /// (at or below their partition's stored `next_offset`), by partition and offset.
     pub async fn pending_rejects(
         &self,
         partitions: &[i32],
@@ -202,11 +223,7 @@ impl Database {
         let client = self.pool.get().await?;
         let rows = client
             .query(
-                "SELECT kafka_partition, kafka_offset, raw, raw_encoding, raw_key, raw_headers, \
-                        reason, rejected_at, reason_kind \
-                 FROM rejected_records \
-                 WHERE kafka_topic = $1 AND kafka_partition = ANY($2) AND published_at IS NULL \
-                 ORDER BY kafka_partition, kafka_offset LIMIT $3",
+                PENDING_REJECTS,
                 &[
                     &self.topic,
                     &partitions,

@@ -182,6 +182,25 @@ BEGIN
 END $$;
 "#,
     ),
+    (
+        8,
+        "kafka_offsets.fetch_from: next_offset exact, reading resumed at a fetch start",
+        r#"
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                   WHERE table_schema = current_schema() AND table_name = 'kafka_offsets'
+                     AND column_name = 'fetch_from') THEN
+        -- next_offset becomes exact (every record below it is durable) and fetch_from is the
+        -- record batch boundary reading resumes at (offsets/tracker.rs). A row stored before
+        -- held a fetch start in next_offset, and everything below it was durable, so both
+        -- columns take that value. NULL (a row written by hand) reads as next_offset.
+        ALTER TABLE kafka_offsets ADD COLUMN fetch_from bigint;
+        UPDATE kafka_offsets SET fetch_from = next_offset;
+    END IF;
+END $$;
+"#,
+    ),
 ];
 
 /// The version a database has once every migration is applied.
