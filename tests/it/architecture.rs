@@ -831,7 +831,10 @@ fn every_warn_or_error_line_is_an_event_with_a_metric() {
         .collect();
     assert!(!events.is_empty(), "no files under src/events/");
     for file in events {
-        if WARN_WITHOUT_METRIC.iter().any(|(path, _)| *path == file.path) {
+        if WARN_WITHOUT_METRIC
+            .iter()
+            .any(|(path, _)| *path == file.path)
+        {
             continue;
         }
         let text = std::fs::read_to_string(root.join(&file.path))

@@ -1,7 +1,6 @@
 //! The binary as a user runs it: `orderstore produce`, `orderstore healthcheck`, a bad setting
 //! at start-up, and the writer built into the service.
 
-
 use std::process::{Command, Stdio};
 use std::time::Duration;
 

@@ -1,7 +1,6 @@
 //! The `orderstore` binary killed with SIGKILL in the middle of ingesting thousands of orders,
 //! then restarted, ends with every order stored exactly once; SIGTERM then stops it cleanly.
 
-
 use std::collections::HashSet;
 use std::process::Stdio;
 use std::time::Duration;

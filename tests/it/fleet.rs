@@ -7,7 +7,6 @@
 //! follows the leases. Through all of it every order is stored exactly once and no stored
 //! offset ever moves backwards.
 
-
 use std::collections::{BTreeMap, HashMap};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -4,7 +4,6 @@
 //! The test runs its own tansu behind a TCP proxy (tansu advertises the proxy's port), and cuts
 //! the proxy: every open connection drops and new ones are refused, as in a broker outage.
 
-
 use std::time::Duration;
 
 use crate::common::*;

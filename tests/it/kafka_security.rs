@@ -7,7 +7,6 @@
 //! is ever printed. PLAIN is not compiled into tansu, so it is covered only by the settings'
 //! own tests.
 
-
 use std::process::{Command, Stdio};
 use std::time::Duration;
 

@@ -2,7 +2,6 @@
 //! keeper runs it: heartbeats, the fair share, takeover of expired leases at a new epoch,
 //! release, and the end of a transaction a frozen owner left open.
 
-
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,6 @@
 //! PostgreSQL stopped for a few seconds in the middle of a stream and started again: nothing is
 //! lost, no offset moves past an order that is not durable, and ingestion resumes by itself.
 
-
 use std::time::Duration;
 
 use crate::common::*;

@@ -2,7 +2,6 @@
 //! rskafka come out of HTTP and PostgreSQL as the contract says; a second instance on the same
 //! database serves the same ids and re-inserts nothing.
 
-
 use std::collections::HashMap;
 use std::time::Duration;
 

@@ -2,7 +2,6 @@
 //! hostile records is kept whole while the log grows by a bounded number of lines, and a
 //! record whose bytes PostgreSQL refuses is kept in hex instead of only in a log line.
 
-
 use std::process::Stdio;
 use std::time::Duration;
 

@@ -2,7 +2,6 @@
 //! a row, each once, and a start on an up-to-date database takes no lock that writers would
 //! wait for, or that would make it wait for them.
 
-
 use std::time::Duration;
 
 use crate::common::*;

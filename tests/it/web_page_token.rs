@@ -4,7 +4,6 @@
 //! right one, keeps the token in `sessionStorage` only (no cookie, no `localStorage`), and
 //! does not ask again for the next lookup in the same tab.
 
-
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
