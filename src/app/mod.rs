@@ -204,6 +204,7 @@ impl Application {
                     instance.clone(),
                     Arc::clone(&tracker),
                     settings.offset_commit_interval,
+                    Arc::clone(&events),
                     batch_writers_done.clone(),
                 ),
             ),

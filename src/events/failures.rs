@@ -139,3 +139,51 @@ impl HttpReadFailed<'_> {
         );
     }
 }
+
+/// Storing the durable offsets in PostgreSQL failed; the committer tries again after `delay`
+/// (the records stay durable meanwhile, and a crash only re-reads more).
+pub struct OffsetsNotStored<'a> {
+    /// Why.
+    pub error: &'a dyn std::fmt::Display,
+    /// When the committer tries again.
+    pub delay: std::time::Duration,
+}
+
+impl PipelineEvent for OffsetsNotStored<'_> {
+    fn emit(self, _: &Events) {
+        counter!(names::OFFSET_STORE_FAILURES).increment(1);
+        tracing::warn!(
+            error = %self.error,
+            delay = ?self.delay,
+            "storing offsets failed, will retry"
+        );
+    }
+}
+
+/// A partition's stored offset is outside what the broker keeps (retention deleted the
+/// records, or the topic was recreated): reading restarts from the earliest record kept, and
+/// the records between were never read. An operator should know.
+#[derive(Debug)]
+pub struct OffsetOutOfRange<'a> {
+    /// The topic.
+    pub topic: &'a str,
+    /// The partition.
+    pub partition: i32,
+    /// The offset reading was to resume at.
+    pub offset: i64,
+    /// The earliest offset the broker keeps, where reading restarts.
+    pub earliest: i64,
+}
+
+impl PipelineEvent for OffsetOutOfRange<'_> {
+    fn emit(self, _: &Events) {
+        counter!(names::OFFSETS_OUT_OF_RANGE).increment(1);
+        tracing::error!(
+            topic = self.topic,
+            partition = self.partition,
+            offset = self.offset,
+            earliest = self.earliest,
+            "offset is outside the partition, restarting from the earliest record"
+        );
+    }
+}

@@ -21,8 +21,8 @@ pub use dead_letters::{
     DeadLettersFailed, DeadLettersPublished, PartitionHalted, PublishedRejectsDeleted,
 };
 pub use failures::{
-    ComponentStopped, ExitForced, HttpReadFailed, LeaseStepFailed, RestoreRowSkipped,
-    RetryScheduled,
+    ComponentStopped, ExitForced, HttpReadFailed, LeaseStepFailed, OffsetOutOfRange,
+    OffsetsNotStored, RestoreRowSkipped, RetryScheduled,
 };
 pub use fleet::{
     LeaseCause, LeaseChanged, LeasesHeld, MemoryRestored, PartitionsLoaded, PartitionsUnloaded,

@@ -77,6 +77,10 @@ pub mod names {
     pub const KAFKA_ERRORS: &str = "orderstore_kafka_errors_total";
     /// Batches PostgreSQL refused as a whole (their records are written one by one).
     pub const BATCHES_REFUSED: &str = "orderstore_batches_refused_total";
+    /// Failed writes of the durable offsets (retried).
+    pub const OFFSET_STORE_FAILURES: &str = "orderstore_offset_store_failures_total";
+    /// Partitions whose stored offset the broker no longer had, restarted from the earliest.
+    pub const OFFSETS_OUT_OF_RANGE: &str = "orderstore_offsets_out_of_range_total";
     /// Rejects whose bytes PostgreSQL refused as text, kept in hex.
     pub const REJECTS_IN_HEX: &str = "orderstore_rejects_kept_in_hex_total";
     /// Reads of PostgreSQL for an HTTP request that failed (each answered 503), by `read`

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use super::{FetchPlan, KafkaRecord};
 use crate::backoff::{retry_until_ok, Backoff};
 use crate::config::StartOffset;
-use crate::events::{Events, FetchAnswered, KafkaFetchFailed};
+use crate::events::{Events, FetchAnswered, KafkaFetchFailed, OffsetOutOfRange};
 use crate::offsets::{OffsetTracker, StoredOffset};
 
 /// What every partition loop shares.
@@ -312,13 +312,12 @@ async fn restart_from_earliest(
         client.get_offset(OffsetAt::Earliest)
     })
     .await?;
-    tracing::error!(
-        topic = context.topic,
+    context.events.emit(OffsetOutOfRange {
+        topic: &context.topic,
         partition,
         offset,
         earliest,
-        "offset is outside the partition, restarting from the earliest record"
-    );
+    });
     context
         .tracker
         .start_partition(partition, StoredOffset::at(earliest), None, epoch);

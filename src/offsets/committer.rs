@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::OffsetTracker;
 use crate::backoff::{retry_until_ok, Backoff};
+use crate::events::{Events, OffsetsNotStored};
 use crate::store::postgres::Database;
 
 /// Writes the positions that moved as soon as a batch is done, at most once per `interval`
@@ -21,6 +22,7 @@ pub async fn run_committer(
     instance: String,
     tracker: Arc<OffsetTracker>,
     interval: Duration,
+    events: Arc<Events>,
     batch_writers_done: CancellationToken,
 ) {
     let mut next_write = tokio::time::Instant::now();
@@ -65,7 +67,10 @@ pub async fn run_committer(
                     Err(error) => {
                         let delay = backoff.next_delay();
                         retry_in = Some(delay);
-                        tracing::warn!(%error, ?delay, "storing offsets failed, will retry");
+                        events.emit(OffsetsNotStored {
+                            error: &error,
+                            delay,
+                        });
                     }
                 }
             }
