@@ -57,8 +57,10 @@ pub struct DeadLetterContext {
     pub producers: Vec<Arc<PartitionClient>>,
     /// `REJECTS_RETENTION`; `None` keeps every reject.
     pub retention: Option<Duration>,
-    /// Which partitions this instance holds, and where publishing is reported.
+    /// Where publishing is reported.
     pub events: Arc<Events>,
+    /// Which partitions this instance holds.
+    pub state: Arc<crate::state::ServiceState>,
 }
 
 /// Publishes pending rejects until shutdown.
@@ -97,7 +99,7 @@ pub async fn run_dead_letters(context: DeadLetterContext, shutdown: Cancellation
 
 /// Publishes one batch of pending rejects; returns how many.
 async fn publish_pending(context: &DeadLetterContext) -> Result<usize, String> {
-    let owned = context.events.owned_partitions();
+    let owned = context.state.owned_partitions();
     if owned.is_empty() || context.producers.is_empty() {
         return Ok(0);
     }

@@ -8,12 +8,13 @@
 //! pass (`orderstore rejects skip --partition P --offset O`), which a start reads once.
 //!
 //! The batch writers decide ([`HaltPolicy::decide`]); which partitions are halted is kept in
-//! [`crate::events::Events`], where readers and readiness look.
+//! [`crate::state::ServiceState`], where readers and readiness look.
 
 use std::collections::{HashMap, HashSet};
 
 use crate::events::{Events, PartitionHalted};
 use crate::kafka::KafkaRecord;
+use crate::state::ServiceState;
 
 /// `ON_REJECT`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -78,6 +79,7 @@ impl HaltPolicy {
         &self,
         records: &[KafkaRecord],
         rejected: &HashMap<(i32, i64), String>,
+        state: &ServiceState,
         events: &Events,
     ) -> Decisions {
         let mut decisions = Decisions::default();
@@ -86,7 +88,7 @@ impl HaltPolicy {
         }
         for record in records {
             let key = (record.partition, record.offset);
-            if let Some(halted_at) = events.halted_at(record.partition) {
+            if let Some(halted_at) = state.halted_at(record.partition) {
                 // The halting record itself comes again only in a batch written again after
                 // a lost lease fenced it (nothing of it was written): it is written again as
                 // the reject it is, and halts again without a second event.
@@ -108,11 +110,13 @@ impl HaltPolicy {
                 continue;
             }
             decisions.halting.insert(key);
-            events.emit(PartitionHalted {
-                partition: record.partition,
-                offset: record.offset,
-                reason,
-            });
+            if state.halt(record.partition, record.offset, reason) {
+                events.emit(PartitionHalted {
+                    partition: record.partition,
+                    offset: record.offset,
+                    reason,
+                });
+            }
         }
         decisions
     }
@@ -145,17 +149,18 @@ mod tests {
             ((1, 6), "c: broken".to_string()),
         ]);
         let events = Events::default();
+        let state = ServiceState::default();
         let skip = HaltPolicy::default();
-        assert!(skip.decide(&records, &rejected, &events).is_empty());
-        assert_eq!(events.halted_at(0), None);
+        assert!(skip.decide(&records, &rejected, &state, &events).is_empty());
+        assert_eq!(state.halted_at(0), None);
 
         let halt = HaltPolicy {
             on_reject: OnReject::Halt,
             approved: HashSet::from([(1, 6)]),
         };
-        let decisions = halt.decide(&records, &rejected, &events);
-        assert_eq!(events.halted_at(0), Some(6));
-        assert_eq!(events.halted_at(1), None, "an approved reject passes");
+        let decisions = halt.decide(&records, &rejected, &state, &events);
+        assert_eq!(state.halted_at(0), Some(6));
+        assert_eq!(state.halted_at(1), None, "an approved reject passes");
         assert!(decisions.may_pass(0, 5) && !decisions.is_held(0, 5));
         assert!(
             !decisions.may_pass(0, 6) && !decisions.is_held(0, 6),
@@ -164,15 +169,15 @@ mod tests {
         assert!(decisions.is_held(0, 7));
         assert!(decisions.may_pass(1, 6) && decisions.may_pass(1, 7));
         // The next batch of a halted partition is held whole.
-        let later = halt.decide(&[record(0, 8)], &HashMap::new(), &events);
+        let later = halt.decide(&[record(0, 8)], &HashMap::new(), &state, &events);
         assert!(later.is_held(0, 8));
-        assert_eq!(events.halted_partitions()[0].2, "a: broken");
+        assert_eq!(state.halted_partitions()[0].1.reason, "a: broken");
         // A batch fenced by a lost lease and written again meets the halting record again: it
         // is written (not held), not acknowledged, and halts once.
-        let again = halt.decide(&records, &rejected, &events);
+        let again = halt.decide(&records, &rejected, &state, &events);
         assert!(!again.is_held(0, 6) && !again.may_pass(0, 6));
         assert!(again.may_pass(0, 5) && again.is_held(0, 7));
-        assert_eq!(events.halted_partitions().len(), 1);
-        assert_eq!(events.halted_at(0), Some(6));
+        assert_eq!(state.halted_partitions().len(), 1);
+        assert_eq!(state.halted_at(0), Some(6));
     }
 }

@@ -51,6 +51,8 @@ pub struct IngestContext {
     pub tracker: Arc<OffsetTracker>,
     /// Where batches and rejections are reported.
     pub events: Arc<Events>,
+    /// Where halted partitions are kept (`ON_REJECT=halt`).
+    pub state: Arc<crate::state::ServiceState>,
     /// This instance, whose leases guard every write.
     pub instance: String,
     /// `LEASE_TTL`: how long a write may wait on anything.
@@ -177,7 +179,9 @@ pub async fn handle_batch(
     }
 
     // A halted partition's records from its halt on are neither written nor acknowledged.
-    let decisions = context.halt.decide(records, &rejected, &context.events);
+    let decisions = context
+        .halt
+        .decide(records, &rejected, &context.state, &context.events);
     if !decisions.is_empty() {
         accepted.retain(|(record, _)| !decisions.is_held(record.partition, record.offset));
         rejects.retain(|reject| !decisions.is_held(reject.partition, reject.offset));

@@ -24,7 +24,8 @@
 //!
 //! Around them: [`events`] (one typed event per happening: counts, metrics and logs),
 //! [`observer`] (gauges and the progress log), [`shutdown`] (named components under one
-//! shutdown root), [`backoff`] (retries with jitter), [`telemetry`] (logs), and [`fake_data`]
+//! shutdown root), [`state`] (what the service is doing now: Kafka health, owned and halted
+//! partitions, the restore), [`backoff`] (retries with jitter), [`telemetry`] (logs), and [`fake_data`]
 //! (random orders and invalid records, and the writer that produces them to the topic), and
 //! [`tls`] (rustls configurations from PEM files, for Kafka, PostgreSQL and HTTPS).
 
@@ -69,6 +70,8 @@ pub mod fake_data;
 pub mod observer;
 
 pub mod shutdown;
+
+pub mod state;
 
 pub mod telemetry;
 

@@ -24,6 +24,8 @@ const TICKS_PER_LOG: u64 = 10;
 pub struct ObserverContext {
     /// Counters and the rejection summary.
     pub events: Arc<Events>,
+    /// The partitions owned, for the progress line.
+    pub state: Arc<crate::state::ServiceState>,
     /// Lag per partition.
     pub tracker: Arc<OffsetTracker>,
     /// Orders in memory.
@@ -37,6 +39,7 @@ pub struct ObserverContext {
 pub async fn run_observer(context: ObserverContext, shutdown: CancellationToken) {
     let ObserverContext {
         events,
+        state,
         tracker,
         memory,
         channel,
@@ -110,7 +113,7 @@ pub async fn run_observer(context: ObserverContext, shutdown: CancellationToken)
             duplicates = counters.duplicates(),
             rejected = counters.rejected(),
             in_memory = memory.len(),
-            partitions = ?events.owned_partitions(),
+            partitions = ?state.owned_partitions(),
             "ingesting"
         );
         last_consumed = consumed;

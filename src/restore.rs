@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backoff::retry_described;
 use crate::config::Settings;
-use crate::events::{Events, MemoryRestored, PartitionsLoaded, PartitionsUnloaded};
+use crate::events::{Events, PartitionsLoaded, PartitionsUnloaded};
 use crate::store::memory::MemoryStore;
 use crate::store::postgres::{Database, DbError};
 
@@ -114,8 +114,10 @@ pub struct RestorerContext {
     pub database: Database,
     /// Where they go.
     pub memory: Arc<MemoryStore>,
-    /// Where loads and evictions are reported, and memory marked restored.
+    /// Where loads and evictions are reported.
     pub events: Arc<Events>,
+    /// Where memory is marked restored, once the first lease round's partitions are loaded.
+    pub state: Arc<crate::state::ServiceState>,
     /// Which orders to keep.
     pub limits: RestoreLimits,
     /// The topic's partitions: taking them all at once loads every stored order, on the
@@ -167,7 +169,10 @@ pub async fn run_restorer(
                     evicted,
                 });
             }
-            Some(MemoryCommand::StartupDone) => context.events.emit(MemoryRestored),
+            Some(MemoryCommand::StartupDone) => {
+                tracing::info!("memory holds the orders of the partitions taken at start-up");
+                context.state.mark_restored();
+            }
         }
     }
 }

@@ -15,13 +15,14 @@ use tokio::task::JoinHandle;
 use crate::backoff::retry_until_ok;
 use crate::config::Settings;
 use crate::dead_letters::{run_dead_letters, DeadLetterContext};
-use crate::events::{Events, KafkaAnswered};
+use crate::events::Events;
 use crate::fake_data::writer::{self, WriterOptions, WriterProgress};
 use crate::fleet::keeper::{run_lease_keeper, KeeperContext};
 use crate::kafka::{connect, ensure_topic, start_readers, KafkaRecord, ReaderContext};
 use crate::offsets::OffsetTracker;
 use crate::restore::{run_restorer, RestoreLimits, RestorerContext};
 use crate::shutdown::{Component, ShutdownManager};
+use crate::state::ServiceState;
 use crate::store::memory::MemoryStore;
 use crate::store::postgres::Database;
 
@@ -38,6 +39,8 @@ pub struct KafkaSide {
     pub tracker: Arc<OffsetTracker>,
     /// Where everything reports.
     pub events: Arc<Events>,
+    /// What the service is doing now, which the Kafka side's components keep.
+    pub state: Arc<ServiceState>,
     /// The channel to the batch writers.
     pub sender: mpsc::Sender<KafkaRecord>,
     /// Memory, which follows the partitions this instance owns.
@@ -54,12 +57,13 @@ pub async fn run_kafka_side(side: KafkaSide, manager: ShutdownManager) {
         database,
         tracker,
         events,
+        state,
         sender,
         memory,
         restore_limits,
     } = side;
     let shutdown = manager.token().clone();
-    let Some(client) = connect(&settings, &events, &shutdown).await else {
+    let Some(client) = connect(&settings, &events, &state, &shutdown).await else {
         return;
     };
     let Some(partitions) = retry_until_ok("finding or creating the topic", &shutdown, || {
@@ -69,7 +73,7 @@ pub async fn run_kafka_side(side: KafkaSide, manager: ShutdownManager) {
     else {
         return;
     };
-    events.emit(KafkaAnswered);
+    state.kafka_answered();
     if retry_until_ok("creating the partitions' leases", &shutdown, || {
         database.ensure_leases(&partitions)
     })
@@ -103,6 +107,7 @@ pub async fn run_kafka_side(side: KafkaSide, manager: ShutdownManager) {
         fetch_max_wait: settings.kafka_fetch_max_wait,
         tracker: Arc::clone(&tracker),
         events: Arc::clone(&events),
+        state: Arc::clone(&state),
         shutdown: shutdown.clone(),
     });
     let readers = start_readers(
@@ -121,6 +126,7 @@ pub async fn run_kafka_side(side: KafkaSide, manager: ShutdownManager) {
             &client,
             &database,
             &events,
+            &state,
             &manager,
         )
         .await
@@ -138,6 +144,7 @@ pub async fn run_kafka_side(side: KafkaSide, manager: ShutdownManager) {
                 database: database.clone(),
                 memory,
                 events: Arc::clone(&events),
+                state: Arc::clone(&state),
                 limits: restore_limits,
                 all_partitions: partitions.clone(),
             },
@@ -157,6 +164,7 @@ pub async fn run_kafka_side(side: KafkaSide, manager: ShutdownManager) {
                 tracker,
                 memory: memory_commands,
                 events,
+                state,
             },
             shutdown.clone(),
         ),
@@ -206,6 +214,7 @@ async fn start_dead_letters(
     client: &Arc<rskafka::client::Client>,
     database: &Database,
     events: &Arc<Events>,
+    state: &Arc<ServiceState>,
     manager: &ShutdownManager,
 ) -> Option<JoinHandle<()>> {
     let shutdown = manager.token();
@@ -229,6 +238,7 @@ async fn start_dead_letters(
                 producers,
                 retention: settings.rejects_retention,
                 events: Arc::clone(events),
+                state: Arc::clone(state),
             },
             shutdown.clone(),
         ),

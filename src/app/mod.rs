@@ -33,6 +33,7 @@ use crate::observer::{run_observer, ObserverContext};
 use crate::offsets::{run_committer, OffsetTracker};
 use crate::restore::{sized_memory, RestoreLimits};
 use crate::shutdown::{Component, ComponentFailure, ShutdownManager};
+use crate::state::ServiceState;
 use crate::store::memory::MemoryStore;
 use crate::store::postgres::Database;
 use crate::sweeper::{run_sweeper, Clock, SweepPolicy};
@@ -64,6 +65,7 @@ pub struct Application {
     memory: Arc<MemoryStore>,
     tracker: Arc<OffsetTracker>,
     events: Arc<Events>,
+    state: Arc<ServiceState>,
     /// This instance's id, whose leases are released at the end.
     instance: String,
     /// The ingest pool first, then the HTTP pool.
@@ -135,6 +137,7 @@ impl Application {
         // Install the metrics recorder before anything records.
         crate::events::prometheus::prometheus();
         let events = Arc::new(Events::default());
+        let state = Arc::new(ServiceState::default());
         events.emit(crate::events::InstanceStarted {
             instance: &instance,
         });
@@ -150,7 +153,7 @@ impl Application {
             HttpState {
                 memory: Arc::clone(&memory),
                 database: http_database.clone(),
-                events: Arc::clone(&events),
+                service: Arc::clone(&state),
                 instance: instance.clone(),
             },
             &manager,
@@ -183,6 +186,7 @@ impl Application {
             memory: Arc::clone(&memory),
             tracker: Arc::clone(&tracker),
             events: Arc::clone(&events),
+            state: Arc::clone(&state),
             instance: instance.clone(),
             lease_ttl: settings.lease_ttl,
             halt,
@@ -227,6 +231,7 @@ impl Application {
                 run_observer(
                     ObserverContext {
                         events: Arc::clone(&events),
+                        state: Arc::clone(&state),
                         tracker: Arc::clone(&tracker),
                         memory: Arc::clone(&memory),
                         channel: sender.downgrade(),
@@ -244,6 +249,7 @@ impl Application {
                     database: database.clone(),
                     tracker: Arc::clone(&tracker),
                     events: Arc::clone(&events),
+                    state: Arc::clone(&state),
                     sender,
                     memory: Arc::clone(&memory),
                     restore_limits,
@@ -259,6 +265,7 @@ impl Application {
             memory,
             tracker,
             events,
+            state,
             instance,
             databases: vec![database, http_database],
             http_server,
@@ -281,6 +288,11 @@ impl Application {
     /// The pipeline's events and counters.
     pub fn events(&self) -> Arc<Events> {
         Arc::clone(&self.events)
+    }
+
+    /// What the service is doing now: Kafka health, owned and halted partitions, the restore.
+    pub fn state(&self) -> Arc<ServiceState> {
+        Arc::clone(&self.state)
     }
 
     /// The offsets in flight and durable.

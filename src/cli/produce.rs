@@ -42,7 +42,8 @@ pub async fn produce(settings: Settings, options: WriterOptions) -> anyhow::Resu
     let shutdown = CancellationToken::new();
     cancel_on_signals(shutdown.clone()).context("cannot install signal handlers")?;
     let events = Arc::new(Events::default());
-    let client = crate::kafka::connect(&settings, &events, &shutdown)
+    let state = crate::state::ServiceState::default();
+    let client = crate::kafka::connect(&settings, &events, &state, &shutdown)
         .await
         .context("stopped before Kafka answered")?;
     let partitions = crate::kafka::ensure_topic(&client, &settings.kafka_topic, &settings)

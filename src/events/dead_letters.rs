@@ -1,8 +1,6 @@
 //! The events of rejected records after they are recorded: the dead-letter topic
 //! (published, behind, expired) and `ON_REJECT=halt`.
 
-use std::sync::atomic::Ordering;
-
 use metrics::counter;
 
 use super::prometheus::names;
@@ -75,7 +73,7 @@ pub struct PartitionHalted<'a> {
 }
 
 impl PipelineEvent for PartitionHalted<'_> {
-    fn emit(self, events: &Events) {
+    fn emit(self, _: &Events) {
         counter!(names::PARTITIONS_HALTED).increment(1);
         tracing::error!(
             partition = self.partition,
@@ -84,11 +82,5 @@ impl PipelineEvent for PartitionHalted<'_> {
             "partition halted at a rejected record (ON_REJECT=halt); it resumes after a \
              restart, and passes this record once `orderstore rejects skip` allows it"
         );
-        events
-            .halted
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(self.partition, (self.offset, self.reason.to_string()));
-        events.any_halted.store(true, Ordering::Relaxed);
     }
 }

@@ -1,8 +1,6 @@
 //! The events of the fleet: lease changes, the leases held, transactions ended for a
 //! takeover, and memory following the leases (loads, evictions, restored).
 
-use std::sync::atomic::Ordering;
-
 use metrics::{counter, gauge};
 
 use super::prometheus::names;
@@ -53,16 +51,6 @@ impl PipelineEvent for PartitionsUnloaded<'_> {
             evicted = self.evicted,
             "orders of partitions given up left memory"
         );
-    }
-}
-
-/// Memory holds what this instance took at start-up: it is ready as far as memory goes.
-#[derive(Debug, Clone, Copy)]
-pub struct MemoryRestored;
-
-impl PipelineEvent for MemoryRestored {
-    fn emit(self, events: &Events) {
-        events.restored.store(true, Ordering::Relaxed);
     }
 }
 
@@ -140,11 +128,7 @@ pub struct LeasesHeld {
 }
 
 impl PipelineEvent for LeasesHeld {
-    fn emit(self, events: &Events) {
+    fn emit(self, _: &Events) {
         gauge!(names::PARTITIONS_OWNED).set(self.partitions.len() as f64);
-        *events
-            .owned
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = self.partitions;
     }
 }

@@ -14,7 +14,7 @@ pub mod prometheus;
 mod rejections;
 mod service;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 pub use dead_letters::{
@@ -25,8 +25,7 @@ pub use failures::{
     OffsetsNotStored, RestoreRowSkipped, RetryScheduled,
 };
 pub use fleet::{
-    LeaseCause, LeaseChanged, LeasesHeld, MemoryRestored, PartitionsLoaded, PartitionsUnloaded,
-    StaleSessionEnded,
+    LeaseCause, LeaseChanged, LeasesHeld, PartitionsLoaded, PartitionsUnloaded, StaleSessionEnded,
 };
 pub use ingest::{
     BatchRefused, BatchStored, RecordRejected, RecordsConsumed, RejectKeptInHex,
@@ -34,8 +33,8 @@ pub use ingest::{
 };
 pub use rejections::{RejectionSummary, SummaryLine, SUMMARY_EVERY};
 pub use service::{
-    FetchAnswered, HttpRequestServed, InstanceStarted, KafkaAnswered, KafkaConnectFailed,
-    KafkaFetchFailed, OrdersEvicted, StateObserved, WriterProduced,
+    FetchAnswered, HttpRequestServed, InstanceStarted, KafkaConnectFailed, KafkaFetchFailed,
+    OrdersEvicted, StateObserved, WriterProduced,
 };
 
 /// Something the pipeline did, which [`Events::emit`] counts, records and logs.
@@ -101,24 +100,13 @@ impl Counters {
     }
 }
 
-/// Where events go: this instance's counters, the rejection summary, and whether Kafka
-/// answered the last request made by any reader.
+/// Where events go: this instance's counters and the rejection summary. Live state that
+/// components decide by (Kafka health, owned and halted partitions, the restore) is
+/// [`crate::state::ServiceState`], not here.
 #[derive(Debug, Default)]
 pub struct Events {
     counters: Counters,
     rejections: Mutex<RejectionSummary>,
-    kafka_reachable: AtomicBool,
-    /// Why Kafka did not answer, while it does not.
-    kafka_failure: Mutex<Option<String>>,
-    /// The partitions whose leases this instance holds.
-    owned: Mutex<Vec<i32>>,
-    /// Whether memory holds what this instance took at start-up.
-    restored: AtomicBool,
-    /// Whether any partition is halted (`ON_REJECT=halt`), so readers look no further when
-    /// none is.
-    any_halted: AtomicBool,
-    /// The halted partitions: the offset of the reject each stopped at, and its reason.
-    halted: Mutex<std::collections::BTreeMap<i32, (i64, String)>>,
 }
 
 impl Events {
@@ -130,68 +118,6 @@ impl Events {
     /// This instance's counts.
     pub fn counters(&self) -> &Counters {
         &self.counters
-    }
-
-    /// Whether the last Kafka request of any reader was answered (one flag for all of them:
-    /// readiness asks whether the broker answers, not which partition was read last).
-    pub fn is_kafka_reachable(&self) -> bool {
-        self.kafka_reachable.load(Ordering::Relaxed)
-    }
-
-    /// Why Kafka is not reachable, while it is not.
-    pub fn kafka_failure(&self) -> Option<String> {
-        if self.is_kafka_reachable() {
-            return None;
-        }
-        self.kafka_failure
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// The partitions this instance holds leases on, as of the last lease round.
-    pub fn owned_partitions(&self) -> Vec<i32> {
-        self.owned
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Whether memory holds the orders of the partitions this instance took at start-up
-    /// (partitions taken later are loaded while the instance serves).
-    pub fn is_restored(&self) -> bool {
-        self.restored.load(Ordering::Relaxed)
-    }
-
-    /// The offset `partition` is halted at (`ON_REJECT=halt`), if it is.
-    pub fn halted_at(&self, partition: i32) -> Option<i64> {
-        if !self.any_halted.load(Ordering::Relaxed) {
-            return None;
-        }
-        self.halted
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&partition)
-            .map(|(offset, _)| *offset)
-    }
-
-    /// Every halted partition, with the offset and the reason of its reject.
-    pub fn halted_partitions(&self) -> Vec<(i32, i64, String)> {
-        self.halted
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|(partition, (offset, reason))| (*partition, *offset, reason.clone()))
-            .collect()
-    }
-
-    /// Marks Kafka unreachable, for `reason`.
-    fn kafka_failed(&self, reason: String) {
-        *self
-            .kafka_failure
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(reason);
-        self.kafka_reachable.store(false, Ordering::Relaxed);
     }
 
     /// Writes the rejection summary if one is due (called every second by the observer) or,

@@ -1,8 +1,6 @@
 //! The events around the ingest path: evictions, Kafka's state, the writer, the observer's
 //! gauges, and HTTP requests.
 
-use std::sync::atomic::Ordering;
-
 use metrics::{counter, gauge, histogram};
 
 use super::prometheus::names;
@@ -36,21 +34,7 @@ impl PipelineEvent for OrdersEvicted {
     }
 }
 
-/// The broker answered a request.
-#[derive(Debug, Clone, Copy)]
-pub struct KafkaAnswered;
-
-impl PipelineEvent for KafkaAnswered {
-    fn emit(self, events: &Events) {
-        // A load on every answer; the store only when it changes.
-        if !events.kafka_reachable.load(Ordering::Relaxed) {
-            events.kafka_reachable.store(true, Ordering::Relaxed);
-        }
-    }
-}
-
-/// A partition's fetch was answered, with `n_records` records: the broker answers, and the
-/// fetches are counted by whether they brought records, which tells how often an idle
+/// A partition's fetch was answered, with `n_records` records: the fetches are counted by whether they brought records, which tells how often an idle
 /// instance polls the broker.
 #[derive(Debug, Clone, Copy)]
 pub struct FetchAnswered {
@@ -59,8 +43,7 @@ pub struct FetchAnswered {
 }
 
 impl PipelineEvent for FetchAnswered {
-    fn emit(self, events: &Events) {
-        KafkaAnswered.emit(events);
+    fn emit(self, _: &Events) {
         let answer = if self.n_records == 0 {
             "empty"
         } else {
@@ -82,10 +65,9 @@ pub struct KafkaConnectFailed<'a> {
 }
 
 impl PipelineEvent for KafkaConnectFailed<'_> {
-    fn emit(self, events: &Events) {
+    fn emit(self, _: &Events) {
         let brokers = self.brokers.join(",");
         counter!(names::KAFKA_ERRORS, "operation" => "connect").increment(1);
-        events.kafka_failed(format!("{} at {brokers}: {}", self.what, self.error));
         tracing::warn!(
             brokers,
             error = self.error,
@@ -109,12 +91,8 @@ pub struct KafkaFetchFailed<'a> {
 }
 
 impl PipelineEvent for KafkaFetchFailed<'_> {
-    fn emit(self, events: &Events) {
+    fn emit(self, _: &Events) {
         counter!(names::KAFKA_ERRORS, "operation" => "fetch").increment(1);
-        events.kafka_failed(format!(
-            "fetching partition {} at offset {} failed: {}",
-            self.partition, self.offset, self.error
-        ));
         tracing::warn!(
             topic = self.topic,
             partition = self.partition,

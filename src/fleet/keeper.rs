@@ -43,6 +43,8 @@ pub struct KeeperContext {
     pub memory: mpsc::UnboundedSender<MemoryCommand>,
     /// Where lease changes are reported.
     pub events: Arc<Events>,
+    /// Where the partitions held after each round are kept.
+    pub state: Arc<crate::state::ServiceState>,
 }
 
 /// Runs lease rounds until shutdown. The leases stay held at shutdown: the application
@@ -92,9 +94,9 @@ pub async fn run_lease_keeper(context: KeeperContext, shutdown: CancellationToke
             }
             .record(),
         }
-        context.events.emit(LeasesHeld {
-            partitions: held.iter().map(|lease| lease.partition).collect(),
-        });
+        let partitions: Vec<i32> = held.iter().map(|lease| lease.partition).collect();
+        context.state.set_owned_partitions(partitions.clone());
+        context.events.emit(LeasesHeld { partitions });
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(period) => {}

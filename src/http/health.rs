@@ -84,27 +84,26 @@ pub(super) async fn ready(state: web::Data<HttpState>) -> Result<HttpResponse, H
         Ok(Err(error)) => Some(error.to_string()),
         Err(_) => Some(format!("no answer within {} s", READY_TIMEOUT.as_secs())),
     };
-    let kafka_error = if state.events.is_kafka_reachable() {
+    let service = &state.service;
+    let kafka_error = if service.is_kafka_reachable() {
         None
     } else {
         Some(
-            state
-                .events
+            service
                 .kafka_failure()
                 .unwrap_or_else(|| "not answered yet".to_string()),
         )
     };
-    let restored = state.events.is_restored();
-    let owned = state.events.owned_partitions();
-    let halted: Vec<HaltedPartition> = state
-        .events
+    let restored = service.is_restored();
+    let owned = service.owned_partitions();
+    let halted: Vec<HaltedPartition> = service
         .halted_partitions()
         .into_iter()
-        .filter(|(partition, _, _)| owned.contains(partition))
-        .map(|(partition, offset, reason)| HaltedPartition {
+        .filter(|(partition, _)| owned.contains(partition))
+        .map(|(partition, halt)| HaltedPartition {
             partition,
-            offset,
-            reason,
+            offset: halt.offset,
+            reason: halt.reason,
         })
         .collect();
     let is_ready =

@@ -45,7 +45,7 @@ use futures_util::future::Either;
 use rustls::ServerConfig;
 use serde::Serialize;
 
-use crate::events::{Events, HttpRequestServed};
+use crate::events::HttpRequestServed;
 use crate::http::auth::HttpAuth;
 use crate::http::error::HttpError;
 use crate::store::memory::MemoryStore;
@@ -58,8 +58,9 @@ pub struct HttpState {
     pub memory: Arc<MemoryStore>,
     /// PostgreSQL, for orders not in memory.
     pub database: Database,
-    /// Readiness reads whether Kafka answers, and which partitions this instance holds.
-    pub events: Arc<Events>,
+    /// Readiness reads whether Kafka answers, the restore, and the partitions held and
+    /// halted.
+    pub service: Arc<crate::state::ServiceState>,
     /// This instance's id, for readiness.
     pub instance: String,
 }

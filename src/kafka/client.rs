@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backoff::Backoff;
 use crate::config::Settings;
 use crate::events::{Events, KafkaConnectFailed};
+use crate::state::ServiceState;
 
 /// rskafka's own retries inside one call: short steps, and a deadline so that an outage or a
 /// refused login comes back to our loop within seconds, which logs it (rskafka's own retries
@@ -26,10 +27,11 @@ fn client_backoff() -> BackoffConfig {
 
 /// Connects to the brokers, waiting out an outage or a refused login (each failure is one
 /// [`KafkaConnectFailed`] event: what failed, against which brokers); `None` if shutdown came
-/// first.
+/// first. Each failure also tells `state` why Kafka is unreachable, for readiness.
 pub async fn connect(
     settings: &Settings,
     events: &Events,
+    state: &ServiceState,
     shutdown: &CancellationToken,
 ) -> Option<Client> {
     let mut backoff = Backoff::for_outages();
@@ -46,9 +48,14 @@ pub async fn connect(
                 Err(error) => error.to_string(),
             },
         };
+        let what = settings.kafka_security.failure_kind(&error);
+        state.kafka_failed(format!(
+            "{what} at {}: {error}",
+            settings.kafka_brokers.join(",")
+        ));
         events.emit(KafkaConnectFailed {
             brokers: &settings.kafka_brokers,
-            what: &settings.kafka_security.failure_kind(&error),
+            what: &what,
             error: &error,
         });
         tokio::select! {

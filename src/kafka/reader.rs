@@ -27,6 +27,7 @@ use crate::backoff::{retry_until_ok, Backoff};
 use crate::config::StartOffset;
 use crate::events::{Events, FetchAnswered, KafkaFetchFailed, OffsetOutOfRange};
 use crate::offsets::{OffsetTracker, StoredOffset};
+use crate::state::ServiceState;
 
 /// What every partition loop shares.
 #[derive(Debug)]
@@ -45,6 +46,8 @@ pub struct ReaderContext {
     pub tracker: Arc<OffsetTracker>,
     /// Where fetches are reported, and whether Kafka answers.
     pub events: Arc<Events>,
+    /// Where fetches say whether Kafka answers, and where halted partitions are looked up.
+    pub state: Arc<ServiceState>,
     /// Cancelled when the service stops.
     pub shutdown: CancellationToken,
 }
@@ -186,7 +189,7 @@ async fn read_partition(
     );
     let mut backoff = Backoff::for_outages();
     loop {
-        if context.events.halted_at(partition).is_some() {
+        if context.state.halted_at(partition).is_some() {
             // ON_REJECT=halt stopped the partition at a reject: nothing more is read of it
             // until a restart (or until it is given up).
             shutdown.cancelled().await;
@@ -206,6 +209,7 @@ async fn read_partition(
                     && high_watermark >= durable_below =>
             {
                 backoff.reset();
+                context.state.kafka_answered();
                 context.events.emit(FetchAnswered {
                     n_records: records.len(),
                 });
@@ -233,6 +237,9 @@ async fn read_partition(
                 }
             }
             Err(error) => {
+                context.state.kafka_failed(format!(
+                    "fetching partition {partition} at offset {offset} failed: {error}"
+                ));
                 context.events.emit(KafkaFetchFailed {
                     topic,
                     partition,

@@ -21,6 +21,7 @@ const INSTANCE: &str = "fenced-batch-test";
 /// What one fenced batch left behind.
 struct Outcome {
     events: Arc<Events>,
+    state: Arc<orderstore::state::ServiceState>,
     tracker: Arc<OffsetTracker>,
     db: tokio_postgres::Client,
 }
@@ -67,6 +68,7 @@ async fn write_a_fenced_batch(on_reject: OnReject) -> Outcome {
     drop(sender);
 
     let events = Arc::new(Events::default());
+    let state = Arc::new(orderstore::state::ServiceState::default());
     let tracker = Arc::new(OffsetTracker::new());
     tracker.start_partition(0, StoredOffset::at(0), None, 1);
     tracker.register_fetch(0, 0, 2, [0, 1]);
@@ -78,6 +80,7 @@ async fn write_a_fenced_batch(on_reject: OnReject) -> Outcome {
         memory: Arc::new(MemoryStore::new()),
         tracker: Arc::clone(&tracker),
         events: Arc::clone(&events),
+        state: Arc::clone(&state),
         instance: INSTANCE.to_string(),
         lease_ttl: Duration::from_secs(10),
         halt: HaltPolicy {
@@ -90,6 +93,7 @@ async fn write_a_fenced_batch(on_reject: OnReject) -> Outcome {
         .unwrap_or_else(|_| panic!("the batch writer did not finish its one batch"));
     Outcome {
         events,
+        state,
         tracker,
         db,
     }
@@ -101,6 +105,7 @@ async fn a_fenced_batch_counts_its_rejected_record_once() {
         events,
         tracker,
         db,
+        ..
     } = write_a_fenced_batch(OnReject::Skip).await;
     assert_eq!(events.counters().rejected(), 1, "counted once");
     assert_eq!(events.counters().stored(), 1, "partition 0's order");
@@ -117,6 +122,7 @@ async fn a_fenced_batch_counts_its_rejected_record_once() {
 async fn a_fenced_batch_under_halt_records_its_halting_reject_once() {
     let Outcome {
         events,
+        state,
         tracker,
         db,
     } = write_a_fenced_batch(OnReject::Halt).await;
@@ -131,8 +137,8 @@ async fn a_fenced_batch_under_halt_records_its_halting_reject_once() {
         "the halting record is kept as its reject"
     );
     assert_eq!(count(&db, "SELECT count(*) FROM orders").await, 0);
-    assert_eq!(events.halted_at(0), Some(0));
-    assert_eq!(events.halted_partitions().len(), 1);
+    assert_eq!(state.halted_at(0), Some(0));
+    assert_eq!(state.halted_partitions().len(), 1);
     let position = tracker.positions()[0];
     assert_eq!((position.committable, position.in_flight), (0, 2));
 }

@@ -75,13 +75,14 @@ async fn halt_stops_exactly_one_partition_at_its_reject_and_skip_resumes_it() {
     for (run, n_consumed) in [("first", 58), ("restart", 3)] {
         let app = RunningApp::start(settings(&bed.database, &bed.topic, &halting)).await;
         let port = app.http_port();
+        let state = app.state();
         let events = app.events();
         wait_for(
             "partition 1 stored and partition 0 halted at exactly its reject",
             Duration::from_secs(60),
             || async {
                 stored_offsets(&bed.db, &bed.topic).await == halted_offsets
-                    && events.halted_at(0) == Some(50)
+                    && state.halted_at(0) == Some(50)
             },
         )
         .await;
@@ -148,7 +149,7 @@ async fn halt_stops_exactly_one_partition_at_its_reject_and_skip_resumes_it() {
     let app = RunningApp::start(settings(&bed.database, &bed.topic, &halting)).await;
     bed.wait_until_caught_up().await;
     assert_eq!(stored(0..57).await, 57);
-    assert_eq!(app.events().halted_at(0), None);
+    assert_eq!(app.state().halted_at(0), None);
     wait_for("ready", Duration::from_secs(10), || async {
         http(app.http_port(), "GET", "/health/ready").await.status == 200
     })

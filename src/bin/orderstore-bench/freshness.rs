@@ -84,7 +84,7 @@ pub async fn freshness(settings: Settings, run: FreshnessRun) -> anyhow::Result<
         "--rate and --sample must be positive"
     );
     let never = CancellationToken::new();
-    let client = kafka::connect(&settings, &Events::default(), &never)
+    let client = kafka::connect(&settings, &Events::default(), &Default::default(), &never)
         .await
         .context("no Kafka")?;
     let topic = settings.kafka_topic.clone();

@@ -41,7 +41,7 @@ pub async fn fill_topic(
     settings.kafka_topic = topic.clone();
     settings.kafka_partitions = n_partitions;
     let never = CancellationToken::new();
-    let client = kafka::connect(settings, &Events::default(), &never)
+    let client = kafka::connect(settings, &Events::default(), &Default::default(), &never)
         .await
         .context("no Kafka")?;
     let partitions = kafka::ensure_topic(&client, &topic, settings).await?;

@@ -62,6 +62,7 @@ pub struct RunningApp {
     port: u16,
     memory: Arc<orderstore::store::memory::MemoryStore>,
     events: Arc<orderstore::events::Events>,
+    state: Arc<orderstore::state::ServiceState>,
     offsets: Arc<orderstore::offsets::OffsetTracker>,
     shutdown: tokio_util::sync::CancellationToken,
     running: tokio::task::JoinHandle<Result<(), orderstore::shutdown::ComponentFailure>>,
@@ -78,6 +79,7 @@ impl RunningApp {
             port: app.http_port(),
             memory: app.memory(),
             events: app.events(),
+            state: app.state(),
             offsets: app.offsets(),
             shutdown,
             running: tokio::spawn(app.run_until_stopped()),
@@ -99,6 +101,11 @@ impl RunningApp {
         Arc::clone(&self.events)
     }
 
+    /// What the instance is doing now: Kafka health, owned and halted partitions, the restore.
+    pub fn state(&self) -> Arc<orderstore::state::ServiceState> {
+        Arc::clone(&self.state)
+    }
+
     /// The offsets in flight and done.
     pub fn offsets(&self) -> Arc<orderstore::offsets::OffsetTracker> {
         Arc::clone(&self.offsets)
@@ -107,9 +114,9 @@ impl RunningApp {
     /// Waits until memory holds what the instance took at start-up (its leases are taken
     /// once Kafka answers, and their orders loaded).
     pub async fn restored(&self) {
-        let events = self.events();
+        let state = self.state();
         wait_for("memory to be restored", Duration::from_secs(60), || {
-            let restored = events.is_restored();
+            let restored = state.is_restored();
             async move { restored }
         })
         .await;
