@@ -25,10 +25,10 @@ use crate::events::{
     BatchRefused, BatchStored, Events, RecordRejected, RecordsConsumed, RejectKeptInHex,
     RejectWriteRetried, WriteRetried,
 };
-use crate::halt::HaltPolicy;
 use crate::kafka::KafkaRecord;
 use crate::offsets::OffsetTracker;
 use crate::order::{Rejection, ValidOrder};
+use crate::rejects::halt::HaltPolicy;
 use crate::store::memory::MemoryStore;
 use crate::store::postgres::leases::{Lease, LeaseGuard};
 use crate::store::postgres::{Database, DbError, IncomingOrder, Inserted, RejectedRecord};

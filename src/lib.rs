@@ -15,8 +15,8 @@
 //! - [`restore`]: memory following the leases: the orders of partitions taken loaded from
 //!   PostgreSQL, those of partitions given up evicted;
 //! - [`sweeper`]: evicts orders from memory by count and age;
-//! - [`dead_letters`]: rejected records produced to the dead-letter topic from their outbox;
-//! - [`rejects_cli`]: `orderstore rejects`, the rejected records on the command line;
+//! - [`rejects`]: what happens to rejected records: the halt policy, the dead-letter topic,
+//!   and the API and command line that show them;
 //! - [`http`]: the read-only HTTP API (actix-web);
 //! - [`app`]: the one place that starts every component, in start-up order, and stops them;
 //! - [`cli`]: the commands of the `orderstore` binary;
@@ -27,7 +27,8 @@
 //! shutdown root), [`state`] (what the service is doing now: Kafka health, owned and halted
 //! partitions, the restore), [`backoff`] (retries with jitter), [`telemetry`] (logs), and [`fake_data`]
 //! (random orders and invalid records, and the writer that produces them to the topic), and
-//! [`tls`] (rustls configurations from PEM files, for Kafka, PostgreSQL and HTTPS).
+//! [`tls`] (rustls configurations from PEM files, for Kafka, PostgreSQL and HTTPS), and
+//! [`secret`] (values never printed).
 
 #![warn(missing_docs)]
 
@@ -47,11 +48,7 @@ pub mod restore;
 
 pub mod sweeper;
 
-pub mod dead_letters;
-
-pub mod halt;
-
-pub mod rejects_cli;
+pub mod rejects;
 
 pub mod http;
 
@@ -68,6 +65,8 @@ pub mod events;
 pub mod fake_data;
 
 pub mod observer;
+
+pub mod secret;
 
 pub mod shutdown;
 

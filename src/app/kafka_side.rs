@@ -14,12 +14,12 @@ use tokio::task::JoinHandle;
 
 use crate::backoff::retry_until_ok;
 use crate::config::Settings;
-use crate::dead_letters::{run_dead_letters, DeadLetterContext};
 use crate::events::Events;
 use crate::fake_data::writer::{self, WriterOptions, WriterProgress};
 use crate::fleet::keeper::{run_lease_keeper, KeeperContext};
 use crate::kafka::{connect, ensure_topic, start_readers, KafkaRecord, ReaderContext};
 use crate::offsets::OffsetTracker;
+use crate::rejects::dead_letters::{run_dead_letters, DeadLetterContext};
 use crate::restore::{run_restorer, RestoreLimits, RestorerContext};
 use crate::shutdown::{Component, ShutdownManager};
 use crate::state::ServiceState;

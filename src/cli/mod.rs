@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::Settings;
-use crate::rejects_cli::RejectsCommand;
+use crate::rejects::cli::RejectsCommand;
 
 /// A high-throughput order store: Kafka in, PostgreSQL and memory, HTTP out. Settings come
 /// from the environment and `.env` (see README.md).
@@ -84,7 +84,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Healthcheck => healthcheck::healthcheck(&settings)?,
         Command::Rejects { command } => {
             let command = command.unwrap_or(RejectsCommand::Summary);
-            let printed = crate::rejects_cli::run(&settings, command).await?;
+            let printed = crate::rejects::cli::run(&settings, command).await?;
             std::io::Write::write_all(&mut std::io::stdout(), printed.as_bytes())?;
         }
     }

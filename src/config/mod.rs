@@ -12,7 +12,7 @@
 mod security;
 mod variables;
 
-use crate::halt::OnReject;
+use crate::rejects::halt::OnReject;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,27 +23,7 @@ use crate::kafka::security::KafkaSecurity;
 use crate::store::postgres::PostgresTls;
 use variables::VariableReader;
 
-/// A value that must never be printed, such as a password: `Debug` shows `"***"`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps `value`.
-    pub fn new(value: String) -> Self {
-        Self(value)
-    }
-
-    /// The value itself, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"***\"")
-    }
-}
+pub use crate::secret::Secret;
 
 /// Where consumption starts for a partition that has no offset stored in PostgreSQL yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -24,11 +24,10 @@
 //! reported as an [`HttpRequestServed`] event.
 
 pub mod auth;
-mod error;
+pub mod error;
 mod health;
 mod orders;
 mod pages;
-pub mod rejects;
 mod routes;
 
 use std::net::TcpListener;
@@ -48,6 +47,7 @@ use serde::Serialize;
 use crate::events::HttpRequestServed;
 use crate::http::auth::HttpAuth;
 use crate::http::error::HttpError;
+use crate::rejects::http as rejects_api;
 use crate::store::memory::MemoryStore;
 use crate::store::postgres::Database;
 
@@ -120,8 +120,8 @@ pub fn build_server(
             .service(read_only("/health/ready", health::ready))
             .service(read_only("/app.js", pages::page_script))
             .service(read_only("/app.css", pages::page_style))
-            .service(read_only("/rejects", rejects::list))
-            .service(read_only("/rejects/summary", rejects::summary))
+            .service(read_only("/rejects", rejects_api::list))
+            .service(read_only("/rejects/summary", rejects_api::summary))
             .service(read_only("/orders", orders::order_by_query))
             // `/orders/{id}` and `/orders/uid/{order_uid}`: see `orders::order_by_path`.
             .default_service(web::to(keyed_route))
@@ -154,7 +154,7 @@ async fn keyed_route(
         return Err(HttpError::MethodNotAllowed);
     }
     let id = request.path().rsplit('/').next().unwrap_or_default();
-    rejects::by_id(id, &state).await
+    rejects_api::by_id(id, &state).await
 }
 
 /// A route at a fixed `path` that answers GET and HEAD with `handler`, and every other method
@@ -185,7 +185,7 @@ async fn method_not_allowed() -> Result<HttpResponse, HttpError> {
 }
 
 /// `body` as a JSON answer with `status`.
-fn json_answer(status: StatusCode, body: &impl Serialize) -> HttpResponse {
+pub(crate) fn json_answer(status: StatusCode, body: &impl Serialize) -> HttpResponse {
     HttpResponse::build(status)
         .insert_header(NO_SNIFF)
         .json(body)

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use rskafka::client::{ClientBuilder, Credentials, SaslConfig};
 use rustls::ClientConfig;
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// `KAFKA_SECURITY_PROTOCOL`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use crate::common::*;
 use orderstore::events::Events;
-use orderstore::halt::{HaltPolicy, OnReject};
 use orderstore::ingest::{run_batch_writer, IngestContext};
 use orderstore::kafka::KafkaRecord;
 use orderstore::offsets::{OffsetTracker, StoredOffset};
+use orderstore::rejects::halt::{HaltPolicy, OnReject};
 use orderstore::store::memory::MemoryStore;
 
 /// The instance the batch writer runs as.

@@ -8,8 +8,8 @@ use std::fmt::Write as _;
 
 use clap::Subcommand;
 
+use super::http::MAX_LIMIT;
 use crate::config::Settings;
-use crate::http::rejects::MAX_LIMIT;
 use crate::store::postgres::rejects::{hex_text, RejectFilter, RejectRow};
 use crate::store::postgres::Database;
 

@@ -11,9 +11,9 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
-use super::error::HttpError;
-use super::{json_answer, HttpState};
 use crate::events::HttpReadFailed;
+use crate::http::error::HttpError;
+use crate::http::{json_answer, HttpState};
 use crate::store::postgres::rejects::{hex_text, RejectFilter, RejectRow};
 use crate::store::postgres::DbError;
 
@@ -97,7 +97,7 @@ struct KindAnswer<'a> {
 }
 
 /// `GET /rejects`.
-pub(super) async fn list(
+pub(crate) async fn list(
     request: HttpRequest,
     state: web::Data<HttpState>,
 ) -> Result<HttpResponse, HttpError> {
@@ -119,7 +119,7 @@ pub(super) async fn list(
 }
 
 /// `GET /rejects/summary`.
-pub(super) async fn summary(state: web::Data<HttpState>) -> Result<HttpResponse, HttpError> {
+pub(crate) async fn summary(state: web::Data<HttpState>) -> Result<HttpResponse, HttpError> {
     let summary = state
         .database
         .reject_summary()
@@ -143,7 +143,7 @@ pub(super) async fn summary(state: web::Data<HttpState>) -> Result<HttpResponse,
 }
 
 /// `GET /rejects/{id}`; `raw` is the path's last segment.
-pub(super) async fn by_id(raw: &str, state: &HttpState) -> Result<HttpResponse, HttpError> {
+pub(crate) async fn by_id(raw: &str, state: &HttpState) -> Result<HttpResponse, HttpError> {
     let Some(id) = raw.parse::<i64>().ok().filter(|id| *id > 0) else {
         return Err(HttpError::BadRequest(Cow::Borrowed(
             "a reject's id is a positive integer, as GET /rejects lists them",
