@@ -50,12 +50,12 @@ impl RestoreLimits {
     /// connections at once as there are cores (at most the pool's size).
     pub fn from_settings(settings: &Settings) -> Self {
         Self {
-            enabled: settings.memory_restore,
-            orders_limit: settings.memory_orders_limit,
-            max_age: settings.memory_max_age,
+            enabled: settings.memory.restore,
+            orders_limit: settings.memory.orders_limit,
+            max_age: settings.memory.max_age,
             parallelism: std::thread::available_parallelism()
                 .map_or(2, usize::from)
-                .min(settings.db_pool_size),
+                .min(settings.database.pool_size),
         }
     }
 

@@ -67,7 +67,7 @@ pub async fn run_kafka_side(side: KafkaSide, manager: ShutdownManager) {
         return;
     };
     let Some(partitions) = retry_until_ok("finding or creating the topic", &shutdown, || {
-        ensure_topic(&client, &settings.kafka_topic, &settings)
+        ensure_topic(&client, &settings.kafka.topic, &settings)
     })
     .await
     else {
@@ -83,15 +83,15 @@ pub async fn run_kafka_side(side: KafkaSide, manager: ShutdownManager) {
         return;
     }
     tracing::info!(
-        topic = settings.kafka_topic,
+        topic = settings.kafka.topic,
         partitions = partitions.len(),
-        readers = settings.kafka_readers,
+        readers = settings.kafka.readers,
         "consuming"
     );
     let client = Arc::new(client);
     let mut tasks: Vec<JoinHandle<()>> = Vec::new();
 
-    if settings.writer_enabled {
+    if settings.writer.enabled {
         let Some(writers) = start_writer(&settings, &client, &partitions, &events, &manager).await
         else {
             return;
@@ -101,10 +101,10 @@ pub async fn run_kafka_side(side: KafkaSide, manager: ShutdownManager) {
 
     let reader_context = Arc::new(ReaderContext {
         client: Arc::clone(&client),
-        topic: settings.kafka_topic.clone(),
-        start_offset: settings.kafka_start_offset,
-        fetch_max_bytes: settings.kafka_fetch_max_bytes,
-        fetch_max_wait: settings.kafka_fetch_max_wait,
+        topic: settings.kafka.topic.clone(),
+        start_offset: settings.kafka.start_offset,
+        fetch_max_bytes: settings.kafka.fetch_max_bytes,
+        fetch_max_wait: settings.kafka.fetch_max_wait,
         tracker: Arc::clone(&tracker),
         events: Arc::clone(&events),
         state: Arc::clone(&state),
@@ -114,12 +114,12 @@ pub async fn run_kafka_side(side: KafkaSide, manager: ShutdownManager) {
         &manager,
         reader_context,
         &partitions,
-        settings.kafka_readers,
+        settings.kafka.readers,
         sender,
     );
     tasks.extend(readers.tasks);
 
-    if let Some(rejects_topic) = settings.rejects_topic.clone() {
+    if let Some(rejects_topic) = settings.rejects.topic.clone() {
         let Some(publisher) = start_dead_letters(
             &settings,
             &rejects_topic,
@@ -158,7 +158,7 @@ pub async fn run_kafka_side(side: KafkaSide, manager: ShutdownManager) {
             KeeperContext {
                 database,
                 instance,
-                ttl: settings.lease_ttl,
+                ttl: settings.fleet.lease_ttl,
                 partitions,
                 readers: readers.commands,
                 tracker,
@@ -183,18 +183,18 @@ async fn start_writer(
     manager: &ShutdownManager,
 ) -> Option<Vec<JoinHandle<()>>> {
     let producers =
-        writer::partition_clients(client, &settings.kafka_topic, partitions, manager.token())
+        writer::partition_clients(client, &settings.kafka.topic, partitions, manager.token())
             .await?;
     tracing::info!(
-        tasks = settings.writer_tasks,
-        rate = settings.writer_rate,
-        invalid_ratio = settings.writer_invalid_ratio,
+        tasks = settings.writer.tasks,
+        rate = settings.writer.rate,
+        invalid_ratio = settings.writer.invalid_ratio,
         "the fake-data writer is on"
     );
     let options = WriterOptions {
-        tasks: settings.writer_tasks,
-        rate: settings.writer_rate,
-        invalid_ratio: settings.writer_invalid_ratio,
+        tasks: settings.writer.tasks,
+        rate: settings.writer.rate,
+        invalid_ratio: settings.writer.invalid_ratio,
         count: None,
     };
     Some(writer::start_writers(
@@ -234,9 +234,9 @@ async fn start_dead_letters(
         run_dead_letters(
             DeadLetterContext {
                 database: database.clone(),
-                source_topic: settings.kafka_topic.clone(),
+                source_topic: settings.kafka.topic.clone(),
                 producers,
-                retention: settings.rejects_retention,
+                retention: settings.rejects.retention,
                 events: Arc::clone(events),
                 state: Arc::clone(state),
             },

@@ -91,31 +91,32 @@ impl Application {
         mut settings: Settings,
         shutdown: CancellationToken,
     ) -> Result<Self, StartError> {
-        let instance = settings.pick_instance_id();
+        let instance = settings.fleet.pick_instance_id();
         tracing::info!(
             instance,
-            database = settings.database_display(),
-            brokers = ?settings.kafka_brokers,
-            topic = settings.kafka_topic,
+            database = settings.database.display(),
+            brokers = ?settings.kafka.brokers,
+            topic = settings.kafka.topic,
             "starting orderstore"
         );
         let manager = ShutdownManager::new(shutdown.clone());
-        let topic = settings.kafka_topic.clone();
+        let topic = settings.kafka.topic.clone();
         // Sessions named after the instance: operators see whose they are, and a taker finds
         // those of an instance whose leases expired.
         settings
-            .database_url
+            .database
+            .url
             .application_name(crate::store::postgres::leases::session_name(&instance));
         let database = Database::new(
-            settings.database_url.clone(),
-            settings.database_tls.clone(),
-            settings.db_pool_size,
+            settings.database.url.clone(),
+            settings.database.tls.clone(),
+            settings.database.pool_size,
             &topic,
         );
         let address = format!(
             "at {}, sslmode={}",
-            settings.database_display(),
-            settings.database_tls.mode().as_str()
+            settings.database.display(),
+            settings.database.tls.mode().as_str()
         );
         retry_described(
             "connecting to PostgreSQL",
@@ -143,9 +144,9 @@ impl Application {
         });
         // HTTP reads get a pool of their own, so ingestion and reads never starve each other.
         let http_database = Database::new(
-            settings.database_url.clone(),
-            settings.database_tls.clone(),
-            settings.db_pool_size,
+            settings.database.url.clone(),
+            settings.database.tls.clone(),
+            settings.database.pool_size,
             &topic,
         );
         let (http_port, http_server) = start_http(
@@ -163,7 +164,7 @@ impl Application {
             "HTTP is listening; orders this instance does not hold yet are read from PostgreSQL"
         );
 
-        let halt = match settings.on_reject {
+        let halt = match settings.rejects.on_reject {
             OnReject::Skip => HaltPolicy::default(),
             OnReject::Halt => HaltPolicy {
                 on_reject: OnReject::Halt,
@@ -177,21 +178,21 @@ impl Application {
             },
         };
         let tracker = Arc::new(OffsetTracker::new());
-        let (sender, receiver) = mpsc::channel(settings.channel_capacity);
+        let (sender, receiver) = mpsc::channel(settings.ingest.channel_capacity);
         let ingest = Arc::new(IngestContext {
             receiver: tokio::sync::Mutex::new(receiver),
-            batch_size: settings.batch_size,
-            max_record_bytes: settings.max_record_bytes,
+            batch_size: settings.ingest.batch_size,
+            max_record_bytes: settings.ingest.max_record_bytes,
             database: database.clone(),
             memory: Arc::clone(&memory),
             tracker: Arc::clone(&tracker),
             events: Arc::clone(&events),
             state: Arc::clone(&state),
             instance: instance.clone(),
-            lease_ttl: settings.lease_ttl,
+            lease_ttl: settings.fleet.lease_ttl,
             halt,
         });
-        let batch_writers = (0..settings.batch_writers)
+        let batch_writers = (0..settings.ingest.batch_writers)
             .map(|index| {
                 manager.spawn(
                     Component::BatchWriter(index),
@@ -207,7 +208,7 @@ impl Application {
                     database.clone(),
                     instance.clone(),
                     Arc::clone(&tracker),
-                    settings.offset_commit_interval,
+                    settings.ingest.offset_commit_interval,
                     Arc::clone(&events),
                     batch_writers_done.clone(),
                 ),
@@ -217,10 +218,10 @@ impl Application {
                 run_sweeper(
                     Arc::clone(&memory),
                     SweepPolicy {
-                        orders_limit: settings.memory_orders_limit,
-                        max_age: settings.memory_max_age,
+                        orders_limit: settings.memory.orders_limit,
+                        max_age: settings.memory.max_age,
                     },
-                    settings.sweep_interval,
+                    settings.memory.sweep_interval,
                     Clock::new(),
                     Arc::clone(&events),
                     shutdown.clone(),
@@ -353,15 +354,15 @@ fn start_http(
     manager: &ShutdownManager,
 ) -> Result<(u16, (actix_web::dev::ServerHandle, JoinHandle<()>)), StartError> {
     let bind_error = |source| StartError::Bind {
-        addr: settings.http_addr,
+        addr: settings.http.addr,
         source,
     };
-    let listener = TcpListener::bind(settings.http_addr).map_err(bind_error)?;
+    let listener = TcpListener::bind(settings.http.addr).map_err(bind_error)?;
     let port = listener.local_addr().map_err(bind_error)?.port();
     let options = ServerOptions {
-        workers: settings.http_workers,
-        auth: settings.http_auth.clone(),
-        tls: settings.http_tls.clone(),
+        workers: settings.http.workers,
+        auth: settings.http.auth.clone(),
+        tls: settings.http.tls.as_ref().map(|https| Arc::clone(&https.0)),
     };
     let server = build_server(listener, state, options).map_err(bind_error)?;
     let handle = server.handle();

@@ -21,11 +21,11 @@ const REQUEST: &[u8] =
 /// Succeeds when readiness answers 200; otherwise fails with the status line and the body,
 /// which names what is not ready.
 pub fn healthcheck(settings: &Settings) -> anyhow::Result<()> {
-    let address = SocketAddr::from(([127, 0, 0, 1], settings.http_addr.port()));
+    let address = SocketAddr::from(([127, 0, 0, 1], settings.http.addr.port()));
     let tcp = TcpStream::connect_timeout(&address, CONNECT_TIMEOUT)
         .with_context(|| format!("nothing answers on {address}"))?;
     tcp.set_read_timeout(Some(READ_TIMEOUT))?;
-    let answer = if settings.http_tls.is_some() {
+    let answer = if settings.http.tls.is_some() {
         ask_over_tls(tcp)?
     } else {
         ask(tcp)?

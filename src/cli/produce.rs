@@ -38,7 +38,7 @@ pub fn options(
 /// Produces `options.count` records to `KAFKA_TOPIC` (creating it if missing) and prints the
 /// rate; fails if it stopped short (a signal, or the broker refusing).
 pub async fn produce(settings: Settings, options: WriterOptions) -> anyhow::Result<()> {
-    crate::telemetry::init("warn", settings.log_format);
+    crate::telemetry::init("warn", settings.log.format);
     let shutdown = CancellationToken::new();
     cancel_on_signals(shutdown.clone()).context("cannot install signal handlers")?;
     let events = Arc::new(Events::default());
@@ -46,11 +46,11 @@ pub async fn produce(settings: Settings, options: WriterOptions) -> anyhow::Resu
     let client = crate::kafka::connect(&settings, &events, &state, &shutdown)
         .await
         .context("stopped before Kafka answered")?;
-    let partitions = crate::kafka::ensure_topic(&client, &settings.kafka_topic, &settings)
+    let partitions = crate::kafka::ensure_topic(&client, &settings.kafka.topic, &settings)
         .await
-        .with_context(|| format!("cannot find or create topic {}", settings.kafka_topic))?;
+        .with_context(|| format!("cannot find or create topic {}", settings.kafka.topic))?;
     let producers =
-        writer::partition_clients(&client, &settings.kafka_topic, &partitions, &shutdown)
+        writer::partition_clients(&client, &settings.kafka.topic, &partitions, &shutdown)
             .await
             .context("stopped before the partitions answered")?;
 
@@ -76,7 +76,7 @@ pub async fn produce(settings: Settings, options: WriterOptions) -> anyhow::Resu
     println!(
         "produced {} records ({valid} valid, {invalid} invalid) to {} in {seconds:.2} s: {:.0} records/s",
         valid + invalid,
-        settings.kafka_topic,
+        settings.kafka.topic,
         (valid + invalid) as f64 / seconds.max(1e-9)
     );
     anyhow::ensure!(

@@ -1,5 +1,6 @@
-//! Settings: one typed struct, read from the environment (and `.env`, through dotenvy, in
-//! `main`) and checked as a whole before anything starts.
+//! Settings: one typed struct in sections, one per part of the service (`sections.rs`: Kafka,
+//! ingest, rejects, database, fleet, memory, HTTP, writer, log), read from the environment
+//! (and `.env`, through dotenvy, in `cli`) and checked as a whole before anything starts.
 //!
 //! Every setting has a default, listed in `.env`. A bad value never starts a half-configured
 //! service: [`Settings::from_lookup`] returns every problem at once, each naming the variable and
@@ -7,168 +8,46 @@
 //! TLS, SASL and token settings, whose files are loaded here too.
 //!
 //! No secret is ever shown: passwords and tokens are [`Secret`]s or digests, `Debug` of the
-//! settings leaves them out, and no problem line repeats a value that may hold one.
+//! settings (derived, section by section) prints none of them, and no problem line repeats a value that may hold one.
 
+mod sections;
 mod security;
 mod variables;
 
 use crate::rejects::halt::OnReject;
-use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::http::auth::HttpAuth;
-use crate::kafka::security::KafkaSecurity;
-use crate::store::postgres::PostgresTls;
 use variables::VariableReader;
 
 pub use crate::secret::Secret;
+pub use sections::{
+    DatabaseSettings, FleetSettings, HttpSettings, HttpsConfig, IngestSettings, KafkaSettings,
+    LogFormat, LogSettings, MemorySettings, RejectsSettings, StartOffset, WriterSettings,
+};
 
-/// Where consumption starts for a partition that has no offset stored in PostgreSQL yet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StartOffset {
-    /// The oldest record the broker still keeps.
-    Earliest,
-    /// Only records produced after the service first started.
-    Latest,
-}
-
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line, for log collectors.
-    Json,
-}
-
-/// Every setting of the service. See `.env` for the defaults and a line on each.
-#[derive(Clone)]
+/// Every setting of the service, by the part of it that reads them. See `.env` for the
+/// defaults and a line on each.
+#[derive(Debug, Clone)]
 pub struct Settings {
-    /// Kafka bootstrap brokers, `host:port`.
-    pub kafka_brokers: Vec<String>,
-    /// TLS and SASL towards the brokers (`KAFKA_SECURITY_PROTOCOL` and its variables).
-    pub kafka_security: KafkaSecurity,
-    /// The topic orders are read from.
-    pub kafka_topic: String,
-    /// Partitions of the topic when the service creates it.
-    pub kafka_partitions: i32,
-    /// Replication factor of the topic when the service creates it.
-    pub kafka_replication_factor: i16,
-    /// Reader tasks; each owns a disjoint set of the topic's partitions.
-    pub kafka_readers: usize,
-    /// Where a partition without a stored offset starts.
-    pub kafka_start_offset: StartOffset,
-    /// Most bytes one fetch request asks for, per partition (see `kafka::FetchPlan`).
-    pub kafka_fetch_max_bytes: i32,
-    /// How long the broker may hold a fetch open waiting for new records, once the partition
-    /// has caught up (see `kafka::FetchPlan`).
-    pub kafka_fetch_max_wait: Duration,
-    /// Largest record value accepted as an order; larger ones are rejected unparsed.
-    pub max_record_bytes: usize,
-    /// Batch writer tasks (`HANDLERS`, the name earlier versions used).
-    pub batch_writers: usize,
-    /// Records the channel between readers and batch writers holds before readers wait.
-    pub channel_capacity: usize,
-    /// Most records a batch writer takes and writes in one transaction.
-    pub batch_size: usize,
-    /// PostgreSQL connection string, without libpq's TLS parameters (see `database_tls`).
-    pub database_url: tokio_postgres::Config,
-    /// TLS towards PostgreSQL, from `sslmode`, `sslrootcert`, `sslcert` and `sslkey` in
-    /// `DATABASE_URL`.
-    pub database_tls: PostgresTls,
-    /// Most PostgreSQL connections in the pool.
-    pub db_pool_size: usize,
-    /// The dead-letter topic every rejected record is produced to; `None` turns it off.
-    pub rejects_topic: Option<String>,
-    /// Published rejects older than this are deleted from `rejected_records`; `None` keeps
-    /// them all.
-    pub rejects_retention: Option<Duration>,
-    /// What a rejected record does to its partition: recorded and passed, or a halt.
-    pub on_reject: OnReject,
-    /// Whether memory is filled from PostgreSQL at start-up.
-    pub memory_restore: bool,
-    /// Most orders kept in memory.
-    pub memory_orders_limit: usize,
-    /// Orders whose `date_created` is older than this leave memory; `None` keeps them all.
-    pub memory_max_age: Option<Duration>,
-    /// How often the sweeper runs.
-    pub sweep_interval: Duration,
-    /// Least time between two writes of finished offsets to PostgreSQL; they are written as
-    /// soon as a batch is done, and batches done meanwhile are written together.
-    pub offset_commit_interval: Duration,
-    /// This instance's name among the instances sharing the topic; `None` until the
-    /// application picks the default (the host name and a random suffix).
-    pub instance_id: Option<String>,
-    /// How long a partition lease lasts unless renewed (every third of it).
-    pub lease_ttl: Duration,
-    /// Address the HTTP server listens on.
-    pub http_addr: SocketAddr,
-    /// HTTP worker threads; 0 means one per core.
-    pub http_workers: usize,
-    /// Bearer tokens the order routes and `/metrics` ask for; none leaves them open.
-    pub http_auth: HttpAuth,
-    /// HTTPS, when a certificate and key are set.
-    pub http_tls: Option<Arc<rustls::ServerConfig>>,
-    /// Whether the service runs its own fake-data writer (for demos and load).
-    pub writer_enabled: bool,
-    /// Writer tasks when the writer is on.
-    pub writer_tasks: usize,
-    /// Orders per second the writer tasks produce together; 0 means as fast as they can.
-    pub writer_rate: f64,
-    /// Share of the writer's records that break the contract, from 0 to 1.
-    pub writer_invalid_ratio: f64,
-    /// A tracing filter directive, such as `info` or `orderstore=debug,info`.
-    pub log_level: String,
-    /// Text or JSON logs.
-    pub log_format: LogFormat,
-}
-
-impl fmt::Debug for Settings {
-    /// Prints every setting but the secrets: the database password, the SASL password and
-    /// the HTTP tokens.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Settings")
-            .field("kafka_brokers", &self.kafka_brokers)
-            .field("kafka_security", &self.kafka_security)
-            .field("kafka_topic", &self.kafka_topic)
-            .field("rejects_topic", &self.rejects_topic)
-            .field("rejects_retention", &self.rejects_retention)
-            .field("on_reject", &self.on_reject)
-            .field("kafka_partitions", &self.kafka_partitions)
-            .field("kafka_replication_factor", &self.kafka_replication_factor)
-            .field("kafka_readers", &self.kafka_readers)
-            .field("kafka_start_offset", &self.kafka_start_offset)
-            .field("kafka_fetch_max_bytes", &self.kafka_fetch_max_bytes)
-            .field("kafka_fetch_max_wait", &self.kafka_fetch_max_wait)
-            .field("max_record_bytes", &self.max_record_bytes)
-            .field("batch_writers", &self.batch_writers)
-            .field("channel_capacity", &self.channel_capacity)
-            .field("batch_size", &self.batch_size)
-            .field("database", &self.database_display())
-            .field("database_user", &self.database_url.get_user())
-            .field("database_sslmode", &self.database_tls)
-            .field("db_pool_size", &self.db_pool_size)
-            .field("memory_restore", &self.memory_restore)
-            .field("memory_orders_limit", &self.memory_orders_limit)
-            .field("memory_max_age", &self.memory_max_age)
-            .field("sweep_interval", &self.sweep_interval)
-            .field("offset_commit_interval", &self.offset_commit_interval)
-            .field("instance_id", &self.instance_id)
-            .field("lease_ttl", &self.lease_ttl)
-            .field("http_addr", &self.http_addr)
-            .field("http_workers", &self.http_workers)
-            .field("http_auth", &self.http_auth)
-            .field("http_tls", &self.http_tls.is_some())
-            .field("writer_enabled", &self.writer_enabled)
-            .field("writer_tasks", &self.writer_tasks)
-            .field("writer_rate", &self.writer_rate)
-            .field("writer_invalid_ratio", &self.writer_invalid_ratio)
-            .field("log_level", &self.log_level)
-            .field("log_format", &self.log_format)
-            .finish()
-    }
+    /// The brokers, the topic and how it is read.
+    pub kafka: KafkaSettings,
+    /// The batch writers and the channel that feeds them.
+    pub ingest: IngestSettings,
+    /// What happens to rejected records.
+    pub rejects: RejectsSettings,
+    /// PostgreSQL.
+    pub database: DatabaseSettings,
+    /// This instance among those sharing the topic.
+    pub fleet: FleetSettings,
+    /// What memory keeps.
+    pub memory: MemorySettings,
+    /// The HTTP server.
+    pub http: HttpSettings,
+    /// The built-in fake-data writer.
+    pub writer: WriterSettings,
+    /// The log.
+    pub log: LogSettings,
 }
 
 /// Every bad setting found, one line naming each variable and what it expected.
@@ -226,22 +105,14 @@ impl Settings {
         }
         let kafka_security = security::kafka_security(&mut reader);
         let database = reader.database_url();
-        let settings = Settings {
-            kafka_brokers,
-            kafka_security,
-            kafka_topic,
-            rejects_topic: Some(rejects_topic).filter(|topic| !topic.is_empty()),
-            rejects_retention: Some(reader.duration("REJECTS_RETENTION", "30days", true))
-                .filter(|age| !age.is_zero()),
-            on_reject: reader.choice(
-                "ON_REJECT",
-                "skip",
-                &[("skip", OnReject::Skip), ("halt", OnReject::Halt)],
-            ),
-            kafka_partitions: reader.number("KAFKA_PARTITIONS", 8, 1..=100_000),
-            kafka_replication_factor: reader.number("KAFKA_REPLICATION_FACTOR", 1, 1..=100),
-            kafka_readers: reader.number("KAFKA_READERS", 2, 1..=1024),
-            kafka_start_offset: reader.choice(
+        let kafka = KafkaSettings {
+            brokers: kafka_brokers,
+            security: kafka_security,
+            topic: kafka_topic,
+            partitions: reader.number("KAFKA_PARTITIONS", 8, 1..=100_000),
+            replication_factor: reader.number("KAFKA_REPLICATION_FACTOR", 1, 1..=100),
+            readers: reader.number("KAFKA_READERS", 2, 1..=1024),
+            start_offset: reader.choice(
                 "KAFKA_START_OFFSET",
                 "earliest",
                 &[
@@ -249,50 +120,85 @@ impl Settings {
                     ("latest", StartOffset::Latest),
                 ],
             ),
-            kafka_fetch_max_bytes: reader.number("KAFKA_FETCH_MAX_BYTES", 4 << 20, 1024..=i32::MAX),
-            kafka_fetch_max_wait: reader.duration("KAFKA_FETCH_MAX_WAIT", "500ms", false),
+            fetch_max_bytes: reader.number("KAFKA_FETCH_MAX_BYTES", 4 << 20, 1024..=i32::MAX),
+            fetch_max_wait: reader.duration("KAFKA_FETCH_MAX_WAIT", "500ms", false),
+        };
+        let ingest = IngestSettings {
             max_record_bytes: reader.number("MAX_RECORD_BYTES", 1 << 20, 1..=(1 << 30)),
             batch_writers: reader.number("HANDLERS", 4, 1..=1024),
             channel_capacity: reader.number("CHANNEL_CAPACITY", 20_000, 1..=10_000_000),
             batch_size: reader.number("BATCH_SIZE", 8000, 1..=100_000),
-            database_url: database.config,
-            database_tls: database.tls,
-            db_pool_size: reader.number("DB_POOL_SIZE", 8, 1..=1000),
-            memory_restore: reader.choice(
+            offset_commit_interval: reader.duration("OFFSET_COMMIT_INTERVAL", "50ms", false),
+        };
+        let rejects = RejectsSettings {
+            on_reject: reader.choice(
+                "ON_REJECT",
+                "skip",
+                &[("skip", OnReject::Skip), ("halt", OnReject::Halt)],
+            ),
+            topic: Some(rejects_topic).filter(|topic| !topic.is_empty()),
+            retention: Some(reader.duration("REJECTS_RETENTION", "30days", true))
+                .filter(|age| !age.is_zero()),
+        };
+        let database = DatabaseSettings {
+            url: database.config,
+            tls: database.tls,
+            pool_size: reader.number("DB_POOL_SIZE", 8, 1..=1000),
+        };
+        let memory = MemorySettings {
+            restore: reader.choice(
                 "MEMORY_RESTORE",
                 "true",
                 &[("true", true), ("false", false), ("1", true), ("0", false)],
             ),
-            memory_orders_limit: reader.number("MEMORY_ORDERS_LIMIT", 1_000_000, 0..=1_000_000_000),
-            memory_max_age: Some(reader.duration("MEMORY_MAX_AGE", "30days", true))
+            orders_limit: reader.number("MEMORY_ORDERS_LIMIT", 1_000_000, 0..=1_000_000_000),
+            max_age: Some(reader.duration("MEMORY_MAX_AGE", "30days", true))
                 .filter(|age| !age.is_zero()),
             sweep_interval: reader.duration("SWEEP_INTERVAL", "10s", false),
-            offset_commit_interval: reader.duration("OFFSET_COMMIT_INTERVAL", "50ms", false),
+        };
+        let fleet = FleetSettings {
             instance_id: reader.instance_id(),
             lease_ttl: reader.duration("LEASE_TTL", "10s", false),
-            http_addr: reader.address("HTTP_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080))),
-            http_workers: reader.number("HTTP_WORKERS", 0, 0..=1024),
-            http_auth: security::http_auth(&mut reader),
-            http_tls: security::http_tls(&mut reader),
-            writer_enabled: reader.choice(
+        };
+        if fleet.lease_ttl < Duration::from_millis(300) {
+            reader.problem("LEASE_TTL", "a duration of at least 300ms");
+        }
+        let http = HttpSettings {
+            addr: reader.address("HTTP_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080))),
+            workers: reader.number("HTTP_WORKERS", 0, 0..=1024),
+            auth: security::http_auth(&mut reader),
+            tls: security::http_tls(&mut reader).map(HttpsConfig),
+        };
+        let writer = WriterSettings {
+            enabled: reader.choice(
                 "WRITER_ENABLED",
                 "false",
                 &[("true", true), ("false", false), ("1", true), ("0", false)],
             ),
-            writer_tasks: reader.number("WRITER_TASKS", 1, 1..=64),
-            writer_rate: reader.fraction("WRITER_RATE", 100.0, 0.0..=10_000_000.0),
-            writer_invalid_ratio: reader.fraction("WRITER_INVALID_RATIO", 0.0, 0.0..=1.0),
-            log_level: reader.get("LOG_LEVEL", "info,rskafka=error"),
-            log_format: reader.choice(
+            tasks: reader.number("WRITER_TASKS", 1, 1..=64),
+            rate: reader.fraction("WRITER_RATE", 100.0, 0.0..=10_000_000.0),
+            invalid_ratio: reader.fraction("WRITER_INVALID_RATIO", 0.0, 0.0..=1.0),
+        };
+        let log = LogSettings {
+            level: reader.get("LOG_LEVEL", "info,rskafka=error"),
+            format: reader.choice(
                 "LOG_FORMAT",
                 "text",
                 &[("text", LogFormat::Text), ("json", LogFormat::Json)],
             ),
         };
-        if settings.lease_ttl < Duration::from_millis(300) {
-            reader.problem("LEASE_TTL", "a duration of at least 300ms");
-        }
-        if tracing_subscriber::EnvFilter::try_new(&settings.log_level).is_err() {
+        let settings = Settings {
+            kafka,
+            ingest,
+            rejects,
+            database,
+            fleet,
+            memory,
+            http,
+            writer,
+            log,
+        };
+        if tracing_subscriber::EnvFilter::try_new(&settings.log.level).is_err() {
             reader.problem(
                 "LOG_LEVEL",
                 "a level (error, warn, info, debug, trace) or a filter such as orderstore=debug,info",
@@ -305,46 +211,6 @@ impl Settings {
                 problems: reader.problems,
             })
         }
-    }
-
-    /// This instance's id: `INSTANCE_ID`, or the host name and a random suffix.
-    pub fn pick_instance_id(&mut self) -> String {
-        self.instance_id
-            .get_or_insert_with(|| {
-                let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-                    .ok()
-                    .map(|name| name.trim().to_string())
-                    .filter(|name| !name.is_empty())
-                    .unwrap_or_else(|| "orderstore".to_string());
-                let suffix: u32 = rand::random();
-                format!("{host}-{suffix:08x}")
-            })
-            .clone()
-    }
-
-    /// The database location without credentials, for logs.
-    pub fn database_display(&self) -> String {
-        let hosts: Vec<String> = self
-            .database_url
-            .get_hosts()
-            .iter()
-            .map(|host| match host {
-                tokio_postgres::config::Host::Tcp(name) => name.clone(),
-                tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
-            })
-            .collect();
-        let port = self
-            .database_url
-            .get_ports()
-            .first()
-            .copied()
-            .unwrap_or(5432);
-        format!(
-            "{}:{}/{}",
-            hosts.join(","),
-            port,
-            self.database_url.get_dbname().unwrap_or("")
-        )
     }
 }
 
@@ -373,16 +239,16 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         let settings = load(&[]).unwrap_or_else(|error| panic!("{error}"));
-        assert_eq!(settings.kafka_topic, "orders");
-        assert_eq!(settings.kafka_start_offset, StartOffset::Earliest);
+        assert_eq!(settings.kafka.topic, "orders");
+        assert_eq!(settings.kafka.start_offset, StartOffset::Earliest);
         assert_eq!(
-            settings.memory_max_age,
+            settings.memory.max_age,
             Some(Duration::from_secs(30 * 86_400))
         );
-        assert_eq!(settings.database_display(), "localhost:5432/orderstore");
-        assert_eq!(settings.rejects_topic, None);
+        assert_eq!(settings.database.display(), "localhost:5432/orderstore");
+        assert_eq!(settings.rejects.topic, None);
         assert_eq!(
-            settings.rejects_retention,
+            settings.rejects.retention,
             Some(Duration::from_secs(30 * 86_400))
         );
     }
@@ -400,14 +266,14 @@ mod tests {
             ("REJECTS_RETENTION", "0"),
         ])
         .unwrap_or_else(|error| panic!("{error}"));
-        assert_eq!(settings.rejects_topic.as_deref(), Some("orders.rejects"));
-        assert_eq!(settings.rejects_retention, None);
-        assert_eq!(settings.kafka_brokers, vec!["a:1", "b:2"]);
-        assert_eq!(settings.batch_writers, 7);
-        assert_eq!(settings.memory_max_age, None);
-        assert_eq!(settings.sweep_interval, Duration::from_millis(250));
-        assert_eq!(settings.log_format, LogFormat::Json);
-        assert_eq!(settings.kafka_start_offset, StartOffset::Latest);
+        assert_eq!(settings.rejects.topic.as_deref(), Some("orders.rejects"));
+        assert_eq!(settings.rejects.retention, None);
+        assert_eq!(settings.kafka.brokers, vec!["a:1", "b:2"]);
+        assert_eq!(settings.ingest.batch_writers, 7);
+        assert_eq!(settings.memory.max_age, None);
+        assert_eq!(settings.memory.sweep_interval, Duration::from_millis(250));
+        assert_eq!(settings.log.format, LogFormat::Json);
+        assert_eq!(settings.kafka.start_offset, StartOffset::Latest);
     }
 
     #[test]
@@ -497,7 +363,7 @@ mod tests {
             ),
         ])
         .unwrap_or_else(|error| panic!("{error}"));
-        let login = settings.kafka_security.sasl.clone();
+        let login = settings.kafka.security.sasl.clone();
         assert_eq!(
             login.as_ref().map(|login| login.mechanism),
             Some(SaslMechanism::ScramSha256)
@@ -506,8 +372,8 @@ mod tests {
             login.as_ref().map(|login| login.password.expose()),
             Some("kafka-secret")
         );
-        assert!(settings.kafka_security.tls.is_none());
-        assert!(settings.http_auth.is_on());
+        assert!(settings.kafka.security.tls.is_none());
+        assert!(settings.http.auth.is_on());
         let shown = format!("{settings:?}");
         assert!(
             !shown.contains("kafka-secret") && !shown.contains("token-secret"),
@@ -515,8 +381,8 @@ mod tests {
         );
         // ssl: TLS against the system's roots (when the machine has any).
         if let Ok(settings) = load(&[("KAFKA_SECURITY_PROTOCOL", "ssl")]) {
-            assert!(settings.kafka_security.tls.is_some());
-            assert!(settings.kafka_security.sasl.is_none());
+            assert!(settings.kafka.security.tls.is_some());
+            assert!(settings.kafka.security.sasl.is_none());
         }
     }
 
@@ -525,7 +391,7 @@ mod tests {
         let settings = load(&[("DATABASE_URL", "postgres://u:secret@db:5433/orders")])
             .unwrap_or_else(|error| panic!("{error}"));
         assert!(!format!("{settings:?}").contains("secret"));
-        assert_eq!(settings.database_display(), "db:5433/orders");
+        assert_eq!(settings.database.display(), "db:5433/orders");
         let error = load(&[("DATABASE_URL", "postgres://u:secret@db:notaport/x")])
             .err()
             .map(|error| error.to_string())

@@ -36,10 +36,10 @@ pub async fn connect(
 ) -> Option<Client> {
     let mut backoff = Backoff::for_outages();
     loop {
-        let builder = ClientBuilder::new(settings.kafka_brokers.clone())
+        let builder = ClientBuilder::new(settings.kafka.brokers.clone())
             .client_id("orderstore")
             .backoff_config(client_backoff());
-        let attempt = settings.kafka_security.apply(builder).build();
+        let attempt = settings.kafka.security.apply(builder).build();
         let error = tokio::select! {
             biased;
             _ = shutdown.cancelled() => return None,
@@ -48,13 +48,13 @@ pub async fn connect(
                 Err(error) => error.to_string(),
             },
         };
-        let what = settings.kafka_security.failure_kind(&error);
+        let what = settings.kafka.security.failure_kind(&error);
         state.kafka_failed(format!(
             "{what} at {}: {error}",
-            settings.kafka_brokers.join(",")
+            settings.kafka.brokers.join(",")
         ));
         events.emit(KafkaConnectFailed {
-            brokers: &settings.kafka_brokers,
+            brokers: &settings.kafka.brokers,
             what: &what,
             error: &error,
         });
@@ -82,14 +82,14 @@ pub async fn ensure_topic(
         } else if attempt == 0 {
             tracing::info!(
                 topic,
-                partitions = settings.kafka_partitions,
+                partitions = settings.kafka.partitions,
                 "creating the missing topic"
             );
             let controller = client.controller_client()?;
             let created = controller.create_topic(
                 topic,
-                settings.kafka_partitions,
-                settings.kafka_replication_factor,
+                settings.kafka.partitions,
+                settings.kafka.replication_factor,
                 10_000,
             );
             match created.await {

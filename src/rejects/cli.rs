@@ -56,10 +56,10 @@ pub enum RejectsCommand {
 /// Runs `command` against the database of `settings` and returns what to print.
 pub async fn run(settings: &Settings, command: RejectsCommand) -> anyhow::Result<String> {
     let database = Database::new(
-        settings.database_url.clone(),
-        settings.database_tls.clone(),
+        settings.database.url.clone(),
+        settings.database.tls.clone(),
         1,
-        &settings.kafka_topic,
+        &settings.kafka.topic,
     );
     let printed = match command {
         RejectsCommand::Summary => summary(&database).await?,

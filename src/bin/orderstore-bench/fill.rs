@@ -18,7 +18,7 @@ pub async fn fill(
     database: &str,
     uids_path: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
-    let config = create_database(&settings.database_url, database).await?;
+    let config = create_database(&settings.database.url, database).await?;
     let started = Instant::now();
     let mut rng = rand::rng();
     let now = chrono::Utc::now();
@@ -31,7 +31,7 @@ pub async fn fill(
         .collect();
     copy_orders(
         &config,
-        &settings.kafka_topic,
+        &settings.kafka.topic,
         parse_documents(&documents),
         2,
     )

@@ -82,16 +82,16 @@ pub async fn fleet(
         let bench = Bench {
             backlog,
             binary,
-            kafka_brokers: settings.kafka_brokers.join(","),
+            kafka_brokers: settings.kafka.brokers.join(","),
             lease_ttl,
-            admin: connect(&settings.database_url).await?,
+            admin: connect(&settings.database.url).await?,
         };
         let mut runs = Vec::new();
         let mut previous = None;
         for (index, &n_instances) in instance_counts.iter().enumerate() {
             settle(&bench.admin, previous.take()).await?;
             let name = format!("{}_fleet{index}", bench.backlog.topic);
-            let database = create_database(&settings.database_url, &name).await?;
+            let database = create_database(&settings.database.url, &name).await?;
             previous = Some(name.clone());
             // The instances' logs are kept only when their run fails.
             let logs = std::env::temp_dir().join(&name);

@@ -87,7 +87,7 @@ pub async fn freshness(settings: Settings, run: FreshnessRun) -> anyhow::Result<
     let client = kafka::connect(&settings, &Events::default(), &Default::default(), &never)
         .await
         .context("no Kafka")?;
-    let topic = settings.kafka_topic.clone();
+    let topic = settings.kafka.topic.clone();
     let partitions = kafka::ensure_topic(&client, &topic, &settings).await?;
     let producers = writer::partition_clients(&client, &topic, &partitions, &never)
         .await

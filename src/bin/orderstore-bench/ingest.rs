@@ -38,8 +38,8 @@ pub async fn fill_topic(
     n_partitions: i32,
 ) -> anyhow::Result<Backlog> {
     let topic = format!("bench_{}", std::process::id());
-    settings.kafka_topic = topic.clone();
-    settings.kafka_partitions = n_partitions;
+    settings.kafka.topic = topic.clone();
+    settings.kafka.partitions = n_partitions;
     let never = CancellationToken::new();
     let client = kafka::connect(settings, &Events::default(), &Default::default(), &never)
         .await
@@ -98,14 +98,14 @@ pub async fn ingest(
     } = fill_topic(&mut settings, n_orders, n_partitions).await?;
 
     // (a) The broker alone.
-    let admin = settings.database_url.clone();
+    let admin = settings.database.url.clone();
     let admin_client = connect(&admin).await?;
     let phase = Phase::start(&admin_client).await?;
     let documents = fetch_all(
         &client,
         &run,
         &partitions,
-        settings.kafka_readers,
+        settings.kafka.readers,
         &settings,
     )
     .await?;
@@ -128,7 +128,7 @@ pub async fn ingest(
         let copy_database = create_database(&admin, &name).await?;
         let orders = parse_documents(&documents);
         let phase = Phase::start(&admin_client).await?;
-        copy_orders(&copy_database, &run, orders, settings.batch_writers).await?;
+        copy_orders(&copy_database, &run, orders, settings.ingest.batch_writers).await?;
         let seconds = phase
             .report(
                 &format!("(b) PostgreSQL, round {round}"),
@@ -141,7 +141,7 @@ pub async fn ingest(
 
         let name = format!("{run}_os{round}");
         let mut app_settings = settings.clone();
-        app_settings.database_url = create_database(&admin, &name).await?;
+        app_settings.database.url = create_database(&admin, &name).await?;
         let label = format!("(c) orderstore, round {round}");
         let seconds = run_orderstore(app_settings, &run, n_orders, &admin_client, &label).await?;
         orderstore_seconds = orderstore_seconds.min(seconds);
@@ -154,20 +154,20 @@ pub async fn ingest(
     println!("ingest benchmark: {n_orders} orders ({:.0} bytes of JSON each), {} partitions, {} readers, {} batch writers, batch {}, best of {n_rounds} rounds",
         json_bytes as f64 / n_orders as f64,
         partitions.len(),
-        settings.kafka_readers,
-        settings.batch_writers,
-        settings.batch_size,
+        settings.kafka.readers,
+        settings.ingest.batch_writers,
+        settings.ingest.batch_size,
     );
     println!("| what | seconds | orders/s |");
     println!("|---|---|---|");
     println!(
         "| (a) broker alone: fetch the topic, {} readers | {broker_seconds:.2} | {:.0} |",
-        settings.kafka_readers,
+        settings.kafka.readers,
         rate(broker_seconds)
     );
     println!(
         "| (b) PostgreSQL alone: binary COPY, {} connections | {postgres_seconds:.2} | {:.0} |",
-        settings.batch_writers,
+        settings.ingest.batch_writers,
         rate(postgres_seconds)
     );
     println!(
@@ -191,10 +191,10 @@ async fn run_orderstore(
     admin: &tokio_postgres::Client,
     label: &str,
 ) -> anyhow::Result<f64> {
-    settings.memory_restore = false;
-    settings.http_addr = "127.0.0.1:0".parse()?;
-    settings.kafka_start_offset = orderstore::config::StartOffset::Earliest;
-    let checker = connect(&settings.database_url).await?;
+    settings.memory.restore = false;
+    settings.http.addr = "127.0.0.1:0".parse()?;
+    settings.kafka.start_offset = orderstore::config::StartOffset::Earliest;
+    let checker = connect(&settings.database.url).await?;
     let shutdown = CancellationToken::new();
     let phase = Phase::start(admin).await?;
     let app = Application::build(settings, shutdown.clone()).await?;
@@ -262,8 +262,8 @@ async fn fetch_all(
             );
         }
         let (max_bytes, max_wait) = (
-            settings.kafka_fetch_max_bytes,
-            settings.kafka_fetch_max_wait,
+            settings.kafka.fetch_max_bytes,
+            settings.kafka.fetch_max_wait,
         );
         readers.push(tokio::spawn(async move {
             let reads = clients

@@ -128,7 +128,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let _ = dotenvy::dotenv();
     let settings = Settings::from_env()?;
-    orderstore::telemetry::init("warn,rskafka=error", settings.log_format);
+    orderstore::telemetry::init("warn,rskafka=error", settings.log.format);
     match cli.command {
         Command::Ingest {
             orders,

@@ -12,13 +12,13 @@ use crate::measure::connect;
 /// partition at start-up does (sized, then loaded), and prints the restore's time, rate and
 /// memory per order.
 pub async fn restore(mut settings: Settings, database: &str) -> anyhow::Result<()> {
-    settings.database_url.dbname(database);
+    settings.database.url.dbname(database);
     let limits = RestoreLimits {
         enabled: true,
         max_age: None,
         ..RestoreLimits::from_settings(&settings)
     };
-    let checker = connect(&settings.database_url).await?;
+    let checker = connect(&settings.database.url).await?;
     let row = checker
         .query_one(
             "SELECT count(*), coalesce(sum(octet_length(body::text)), 0)::int8 FROM orders",
@@ -28,10 +28,10 @@ pub async fn restore(mut settings: Settings, database: &str) -> anyhow::Result<(
     let (n_orders, _): (i64, i64) = (row.get(0), row.get(1));
     let resident_before = resident_bytes();
     let pool = Database::new(
-        settings.database_url.clone(),
-        settings.database_tls.clone(),
-        settings.db_pool_size,
-        &settings.kafka_topic,
+        settings.database.url.clone(),
+        settings.database.tls.clone(),
+        settings.database.pool_size,
+        &settings.kafka.topic,
     );
     let started = Instant::now();
     let memory = sized_memory(limits, &pool).await?;

@@ -36,7 +36,7 @@ pub fn settings(
     }
     let mut settings = Settings::from_lookup(|name| values.get(name).cloned())
         .unwrap_or_else(|error| panic!("test settings are invalid: {error}"));
-    settings.database_url = database.clone();
+    settings.database.url = database.clone();
     settings
 }
 
