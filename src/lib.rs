@@ -3,31 +3,32 @@
 //!
 //! The modules, in the order data flows through them:
 //!
-//! - [`config`]: every setting, read from the environment and checked before anything starts;
+//! - [`config`]: every setting, in sections, read from the environment and checked before
+//!   anything starts;
 //! - [`order`]: the contract, turning raw bytes into an [`order::ValidOrder`] or a rejection,
 //!   and the served JSON form;
-//! - [`kafka`]: the consumer, whose reader tasks fetch partitions with rskafka into a bounded
-//!   channel;
+//! - [`kafka`]: the readers, which fetch partitions with rskafka into a bounded channel;
 //! - [`ingest`]: batch writer tasks that check, store and acknowledge records in batches;
 //! - [`store`]: the in-memory DashMaps and PostgreSQL (the only module with SQL), and the
 //!   [`store::ServedOrder`] both hold;
 //! - [`offsets`]: which offsets are durable, and the committer that stores them;
+//! - [`rejects`]: what happens to rejected records: the halt policy, the dead-letter
+//!   publisher, and the API and command line that show them;
 //! - [`restore`]: memory following the leases: the orders of partitions taken loaded from
 //!   PostgreSQL, those of partitions given up evicted;
 //! - [`sweeper`]: evicts orders from memory by count and age;
-//! - [`rejects`]: what happens to rejected records: the halt policy, the dead-letter topic,
-//!   and the API and command line that show them;
 //! - [`http`]: the read-only HTTP API (actix-web);
+//! - [`fleet`]: how live instances share the partitions (the lease keeper and its
+//!   arithmetic);
 //! - [`app`]: the one place that starts every component, in start-up order, and stops them;
-//! - [`cli`]: the commands of the `orderstore` binary;
-//! - [`fleet`]: how live instances share the partitions (the lease keeper and its arithmetic).
+//! - [`cli`]: the commands of the `orderstore` binary.
 //!
-//! Around them: [`events`] (one typed event per happening: counts, metrics and logs),
-//! [`observer`] (gauges and the progress log), [`shutdown`] (named components under one
-//! shutdown root), [`state`] (what the service is doing now: Kafka health, owned and halted
-//! partitions, the restore), [`backoff`] (retries with jitter), [`telemetry`] (logs), and [`fake_data`]
-//! (random orders and invalid records, and the writer that produces them to the topic), and
-//! [`tls`] (rustls configurations from PEM files, for Kafka, PostgreSQL and HTTPS), and
+//! Around them: [`state`] (what the service is doing now: Kafka health, owned and halted
+//! partitions, the restore), [`events`] (one typed event per happening: counts, metrics and
+//! logs), [`observer`] (gauges and the progress log), [`shutdown`] (named components under one
+//! shutdown root, and the signals), [`backoff`] (retries with jitter), [`telemetry`] (logs),
+//! [`fake_data`] (random orders and invalid records, and the writer that produces them to the
+//! topic), [`tls`] (rustls configurations from PEM files, for Kafka, PostgreSQL and HTTPS) and
 //! [`secret`] (values never printed).
 
 #![warn(missing_docs)]
@@ -44,34 +45,34 @@ pub mod store;
 
 pub mod offsets;
 
+pub mod rejects;
+
 pub mod restore;
 
 pub mod sweeper;
 
-pub mod rejects;
-
 pub mod http;
+
+pub mod fleet;
 
 pub mod app;
 
 pub mod cli;
 
-pub mod fleet;
-
-pub mod backoff;
+pub mod state;
 
 pub mod events;
 
-pub mod fake_data;
-
 pub mod observer;
-
-pub mod secret;
 
 pub mod shutdown;
 
-pub mod state;
+pub mod backoff;
 
 pub mod telemetry;
 
+pub mod fake_data;
+
 pub mod tls;
+
+pub mod secret;

@@ -875,3 +875,36 @@ fn the_log_checks_find_warn_lines_and_missing_metrics() {
         vec!["loud", "nested", "Event::record"]
     );
 }
+
+#[test]
+fn lib_rs_names_every_module_in_the_order_it_declares_them() {
+    // ARCHITECTURE.md: `src/lib.rs` walks the modules in data-flow order. Its doc comment
+    // names each as [`module`]; the declarations below it follow the same order, so a module
+    // added without its line in the walk, or out of order, fails here.
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs"),
+    )
+    .unwrap_or_else(|error| panic!("cannot read src/lib.rs: {error}"));
+    let declared: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("pub mod "))
+        .map(|rest| rest.trim_end_matches(';'))
+        .collect();
+    let mut named: Vec<&str> = Vec::new();
+    for line in text.lines().filter(|line| line.starts_with("//!")) {
+        for piece in line.split("[`").skip(1) {
+            let Some((name, _)) = piece.split_once("`]") else {
+                continue;
+            };
+            let module = name.split("::").next().unwrap_or(name);
+            if declared.contains(&module) && !named.contains(&module) {
+                named.push(module);
+            }
+        }
+    }
+    assert!(!declared.is_empty(), "no `pub mod` in src/lib.rs");
+    assert_eq!(
+        named, declared,
+        "src/lib.rs's doc comment must name every module, in the order they are declared"
+    );
+}
