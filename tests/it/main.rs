@@ -16,6 +16,7 @@ mod http_methods;
 mod kafka_outage;
 mod kafka_security;
 mod leases;
+mod metrics_reference;
 mod observability;
 mod offsets;
 mod outage;
