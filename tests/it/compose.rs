@@ -26,9 +26,10 @@ fn project_root() -> &'static Path {
 
 /// The variables `compose.yaml` takes from the shell that runs `docker compose`, with the
 /// value each has when the shell does not set it (and `.env` does not either).
-const SHELL_VARIABLES: [(&str, &str); 2] = [
+const SHELL_VARIABLES: [(&str, &str); 3] = [
     ("WRITER_ENABLED", "false"),
     ("HTTP_PUBLISH_ADDR", "127.0.0.1"),
+    ("HTTP_AUTH_TOKENS", ""),
 ];
 
 /// The normalized compose file as JSON, with none of [`SHELL_VARIABLES`] set in the shell,
@@ -488,6 +489,22 @@ fn writer_enabled_in_the_shell_reaches_orderstore_over_dot_env() {
             "WRITER_ENABLED={value} in the shell must reach orderstore's container"
         );
     }
+}
+
+#[test]
+fn tokens_in_the_shell_reach_orderstore_and_none_leaves_the_api_open() {
+    assert_eq!(
+        environment_variable("orderstore", "HTTP_AUTH_TOKENS"),
+        "",
+        "without HTTP_AUTH_TOKENS in the shell (and in .env), the API must be open"
+    );
+    let token = "a-token-of-sixteen-characters";
+    let compose = compose_with_shell(&[("HTTP_AUTH_TOKENS", token)]);
+    assert_eq!(
+        environment_variable_of(&compose, "orderstore", "HTTP_AUTH_TOKENS"),
+        token,
+        "HTTP_AUTH_TOKENS in the shell must reach orderstore's container"
+    );
 }
 
 #[test]
