@@ -1,12 +1,16 @@
-//! How much a partition's next fetch asks for, and how long the broker may hold it.
+//! How much a partition's next fetch asks for, and how long the broker may hold it. The rules
+//! are on [`FetchPlan`]; why the waits are what they are, and what they cost the broker, is in
+//! `docs/freshness.md` ("How long a fetch waits"), the one place that explains them.
 
 use std::time::{Duration, Instant};
 
-/// Most bytes the first fetch of a partition asks for.
+/// Most bytes the first fetch of a partition asks for: small, so that on a backlog the batch
+/// writers have work before a full-size fetch could be decoded and checked.
 const FIRST_FETCH_BYTES: i32 = 64 << 10;
 
-/// The wait of a caught-up partition's fetches while records flow: short, so that orders keep
-/// arriving within milliseconds on a broker that holds a fetch for its wait whatever it has.
+/// The wait of a caught-up partition's fetches while records flow. It is short because a
+/// broker that reads a partition when the fetch arrives and answers only after the whole wait
+/// (tansu) delays a steady stream by this much.
 pub const LIVELY_FETCH_WAIT: Duration = Duration::from_millis(10);
 
 /// How long after its last records a partition counts as lively and keeps the short wait;
@@ -14,9 +18,9 @@ pub const LIVELY_FETCH_WAIT: Duration = Duration::from_millis(10);
 pub const LIVELY_PERIOD: Duration = Duration::from_secs(1);
 
 /// The longest wait of a partition that is quiet but warm: started, or last had records, less
-/// than [`WARM_PERIOD`] ago. On a broker that answers with what it read when the fetch arrived
-/// after the whole wait (tansu), the first records after a pause wait up to two waits; this
-/// bounds that at about 100 ms, for 20 fetches a second.
+/// than [`WARM_PERIOD`] ago. On a broker that answers only after the whole wait, the first
+/// records after a pause wait for the fetch that missed them and for the one that reads them;
+/// this keeps that short while the pause is recent.
 pub const WARM_FETCH_WAIT: Duration = Duration::from_millis(50);
 
 /// How long a partition stays warm after it was started or last had records; after that,
@@ -26,25 +30,21 @@ pub const WARM_PERIOD: Duration = Duration::from_secs(60);
 /// What a partition's next fetch asks the broker for: how many bytes, and how long the broker
 /// may hold it open waiting for records.
 ///
-/// - Bytes: 64 KiB (`FIRST_FETCH_BYTES`) first, then twice the size of the fetch before, up to
-///   `KAFKA_FETCH_MAX_BYTES`. On a backlog, nothing reaches PostgreSQL (the slowest stage)
-///   before the first fetches are decoded and checked; small first fetches give the batch
-///   writers work at once, and six doublings later fetches are full size.
+/// - Bytes: `FIRST_FETCH_BYTES` first, then twice the size of the fetch before, up to
+///   `KAFKA_FETCH_MAX_BYTES`. Every answer doubles the size, empty ones too, so that a record
+///   larger than the current size is fetched once the size holds it.
 /// - Wait: none while the partition is behind its high watermark. Once it has caught up, the
 ///   wait is [`LIVELY_FETCH_WAIT`] as long as the partition's last records came less than
 ///   [`LIVELY_PERIOD`] ago; after that, every empty answer doubles it up to
 ///   [`WARM_FETCH_WAIT`] while the partition is warm (started or last had records less than
-///   [`WARM_PERIOD`] ago), then up to `KAFKA_FETCH_MAX_WAIT`; the next records make it short
-///   again. Kafka answers as soon as it has records whatever the wait, but tansu reads a
-///   partition when the fetch arrives and answers with that after the whole wait (half of it
-///   from 250 ms on), without the records that came meanwhile. So on tansu the wait is the
-///   delay of a steady stream, and it must stay short for as long as records flow: doubling
-///   it at the first empty answer let a stream with gaps of a few tens of milliseconds wait
-///   80 or 160 ms now and then. And the first records after a pause wait for the fetch that
-///   missed them and for the one that reads them: 250-500 ms with a 500 ms wait, 50-100 ms
-///   warm. A partition quiet for longer settles at `KAFKA_FETCH_MAX_WAIT` a minute and a
-///   handful of fetches after its last records. An answer with no records below the high
-///   watermark counts as caught up (see [`FetchPlan::pause`]).
+///   [`WARM_PERIOD`] ago), then up to `KAFKA_FETCH_MAX_WAIT`. The next records make it short
+///   again.
+/// - An answer with no records below the high watermark counts as caught up: the next fetch
+///   waits as a caught-up one does, after a [`pause`](FetchPlan::pause).
+///
+/// Kafka answers a fetch as soon as it has records, whatever the wait, so there the wait only
+/// sets how often a quiet partition asks; the short waits are for brokers that answer only
+/// after the whole wait. `docs/freshness.md` explains both and gives the measurements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FetchPlan {
     bytes: i32,
@@ -96,9 +96,9 @@ impl FetchPlan {
     /// what is there is a transaction still open (Kafka holds such a fetch for its wait) or a
     /// transaction marker, which rskafka leaves out of its answers. Kafka answers a fetch for a
     /// marker at once whatever its wait: without a pause the reader would spin until the
-    /// producer writes again. tansu answers so too when a produce lands between its read of
-    /// the partition and of its high watermark, which is why the pause starts short: a pause
-    /// of the whole `KAFKA_FETCH_MAX_WAIT` held a partition of a steady stream for 500 ms.
+    /// producer writes again. The pause starts at the current wait, not at
+    /// `KAFKA_FETCH_MAX_WAIT`, because tansu answers so too when a produce lands between its
+    /// read of the partition and of its high watermark, on a partition whose records flow.
     pub fn pause(&self) -> Option<Duration> {
         self.pause
     }

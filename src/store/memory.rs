@@ -2,8 +2,15 @@
 //! and an age index that lets the sweeper find the oldest orders without scanning.
 //!
 //! HTTP reads take a map shard's read lock for the time of a hash lookup and clone the `Arc`
-//! out, so no guard outlives the call. Orders come in from the restore at start-up and from the batch writers; only the sweeper
-//! evicts (`tests/architecture.rs` checks both).
+//! out, so no guard outlives the call. Orders come in from the batch writers and from the
+//! restore, which (with `MEMORY_RESTORE` on) loads a partition's orders from PostgreSQL
+//! whenever this instance takes its lease: at start-up, and later from an instance that
+//! stopped, died or gave it up. Two callers evict:
+//! the sweeper, by age and count ([`MemoryStore::evict`]), and the restorer, every order of the
+//! partitions this instance gave up or lost ([`MemoryStore::evict_partitions`]). Evicted orders
+//! stay in PostgreSQL. `tests/it/architecture.rs`
+//! (`memory_is_filled_by_the_restore_and_the_batch_writers_and_emptied_by_the_sweeper_and_the_restorer`)
+//! checks who calls each.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -13,10 +20,11 @@ use dashmap::DashMap;
 
 use super::ServedOrder;
 
-/// Orders evicted per lock of the age index, so a large sweep never stalls the batch writers for long.
+/// Orders evicted per lock of the age index, so a large eviction (a sweep, or a partition given
+/// up) never stalls the batch writers for long.
 const EVICTION_CHUNK: usize = 4096;
 
-/// How many orders one sweep evicted, by cause.
+/// How many orders one sweep ([`MemoryStore::evict`]) evicted, by cause.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Evicted {
     /// Evicted because memory held more than its limit.
