@@ -239,6 +239,49 @@ async fn all_taken_by(
     .await;
 }
 
+/// Waits (for `what`, at most `limit`) until every partition's stored offset has moved past
+/// `before`, watching that no stored offset moves back meanwhile: each partition is being
+/// stored again, by whoever owns it now.
+async fn every_partition_stored_past(
+    bed: &TestBed,
+    seen: &Mutex<HashMap<i32, i64>>,
+    before: &HashMap<i32, i64>,
+    what: &str,
+    limit: Duration,
+) {
+    wait_for(what, limit, || async {
+        offsets_never_move_back(&bed.db, &bed.topic, seen).await;
+        let now = stored_offsets(&bed.db, &bed.topic).await;
+        (0..8).all(|partition| now.get(&partition) > before.get(&partition))
+    })
+    .await;
+}
+
+/// Waits until `instance`'s log holds `line` (colours aside), watching that no stored offset
+/// moves back meanwhile; fails with the log after `limit`.
+async fn wait_for_log_line(
+    bed: &TestBed,
+    seen: &Mutex<HashMap<i32, i64>>,
+    instance: &Instance,
+    line: &str,
+    limit: Duration,
+) {
+    let deadline = Instant::now() + limit;
+    loop {
+        offsets_never_move_back(&bed.db, &bed.topic, seen).await;
+        let log = without_colours(&instance.log.text());
+        if log.contains(line) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} did not log {line} within {limit:?}:\n{log}",
+            instance.id
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// After a frozen instance of two woke up: the 4/4 split is back, and once the producer
 /// stops, every order is stored once and no stored offset ever moved back.
 async fn rejoined_with_every_order_once(
@@ -330,7 +373,17 @@ async fn three_instances_split_answer_and_survive_a_kill() {
     );
     drop(killed);
 
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The survivors go on under the stream: every partition, the killed instance's among
+    // them, stores new orders under its new owner before the producer stops.
+    let at_takeover = stored_offsets(&bed.db, &bed.topic).await;
+    every_partition_stored_past(
+        &bed,
+        &seen,
+        &at_takeover,
+        "every partition storing again after the takeover",
+        Duration::from_secs(10),
+    )
+    .await;
     let produced = producer.stop().await;
     every_order_once(&bed, &produced).await;
     offsets_never_move_back(&bed.db, &bed.topic, &seen).await;
@@ -374,19 +427,30 @@ async fn a_frozen_instance_is_fenced_then_rejoins_and_a_newcomer_gets_its_half()
         LEASE_TTL + Duration::from_secs(4),
     )
     .await;
-    // Frozen well past its lease, mid-stream; then it wakes up.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Frozen past its lease while the stream goes on: the new owner stores every partition
+    // past where it stood at the takeover, so what the frozen instance still holds (its
+    // leases, its records in flight) is stale when it wakes up.
+    let at_takeover = stored_offsets(&bed.db, &bed.topic).await;
+    every_partition_stored_past(
+        &bed,
+        &seen,
+        &at_takeover,
+        "every partition stored past the takeover by the new owner",
+        Duration::from_secs(10),
+    )
+    .await;
     second.signal("-CONT");
-    for _ in 0..30 {
-        offsets_never_move_back(&bed.db, &bed.topic, &seen).await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // The woken instance notices it lost its leases (its renewal or its batch's lease check
+    // finds another epoch) and changes nothing meanwhile.
+    wait_for_log_line(
+        &bed,
+        &seen,
+        &second,
+        "cause=\"fenced\"",
+        Duration::from_secs(30),
+    )
+    .await;
     rejoined_with_every_order_once(&bed, producer, &seen).await;
-    let woken = without_colours(&second.log.text());
-    assert!(
-        woken.contains("cause=\"fenced\""),
-        "the woken instance did not notice it lost its leases:\n{woken}"
-    );
     for instance in [first, second] {
         instance.stop();
     }
@@ -494,6 +558,8 @@ async fn freeze_mid_transaction(db: &tokio_postgres::Client, instance: &Instance
             return row.get(0);
         }
         instance.signal("-CONT");
+        // A pause that varies from one attempt to the next, so the attempts do not fall in
+        // step with the batch writers' rhythm and miss every transaction.
         tokio::time::sleep(Duration::from_millis(7 + (attempt * 13) % 50)).await;
     }
     panic!(
@@ -530,13 +596,12 @@ async fn an_instance_frozen_mid_transaction_holds_no_takeover_up() {
     // The new owner's writes of the frozen batch's orders wait on nobody: every partition
     // stores again.
     let before = stored_offsets(&bed.db, &bed.topic).await;
-    wait_for(
+    every_partition_stored_past(
+        &bed,
+        &seen,
+        &before,
         "every partition storing again",
         Duration::from_secs(4),
-        || async {
-            let now = stored_offsets(&bed.db, &bed.topic).await;
-            (0..8).all(|partition| now.get(&partition) > before.get(&partition))
-        },
     )
     .await;
 

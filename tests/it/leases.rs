@@ -61,6 +61,63 @@ async fn fleet_database_and_config() -> (Database, tokio_postgres::Config) {
     (database, config)
 }
 
+/// Whether `instance`'s heartbeat and every lease it holds have expired by the database's
+/// clock: every lease decision reads `now()` there, so that is the clock a takeover waits on.
+async fn expired_by_database_clock(observer: &tokio_postgres::Client, instance: &str) -> bool {
+    observer
+        .query_one(
+            "SELECT NOT EXISTS (SELECT 1 FROM orderstore_instances \
+                                WHERE instance_id = $1 AND expires_at > now()) \
+                AND NOT EXISTS (SELECT 1 FROM partition_leases \
+                                WHERE owner = $1 AND expires_at > now())",
+            &[&instance],
+        )
+        .await
+        .unwrap_or_else(|error| panic!("{error}"))
+        .get(0)
+}
+
+/// How long, by the database's clock, the transaction in which `instance`'s session holds
+/// lease rows has been open; `None` when it has none open. This is the age
+/// `end_stale_transactions` compares with the TTL.
+async fn lease_transaction_age(
+    observer: &tokio_postgres::Client,
+    instance: &str,
+) -> Option<Duration> {
+    let row = observer
+        .query_opt(
+            "SELECT (extract(epoch FROM now() - activity.xact_start) * 1000)::bigint \
+             FROM pg_stat_activity AS activity \
+             WHERE activity.application_name = $1 AND activity.datname = current_database() \
+               AND activity.xact_start IS NOT NULL \
+               AND EXISTS (SELECT 1 FROM pg_locks AS held \
+                           WHERE held.pid = activity.pid AND held.locktype = 'relation' \
+                             AND held.relation = 'partition_leases'::regclass) \
+             LIMIT 1",
+            &[&session_name(instance)],
+        )
+        .await
+        .unwrap_or_else(|error| panic!("{error}"))?;
+    let millis: i64 = row.get(0);
+    Some(Duration::from_millis(u64::try_from(millis).unwrap_or(0)))
+}
+
+/// Waits until `instance`'s transaction holding lease rows has been open for `age` by the
+/// database's clock; fails if it ends first.
+async fn wait_until_open_for(observer: &tokio_postgres::Client, instance: &str, age: Duration) {
+    wait_for(
+        &format!("{instance}'s transaction to be open for {age:?}"),
+        age + Duration::from_secs(30),
+        || async {
+            match lease_transaction_age(observer, instance).await {
+                Some(open_for) => open_for >= age,
+                None => panic!("{instance}'s transaction holding lease rows ended by itself"),
+            }
+        },
+    )
+    .await;
+}
+
 /// Who owns what, from the table.
 async fn owners(database: &Database) -> BTreeMap<i32, Option<String>> {
     database
@@ -115,7 +172,8 @@ async fn three_instances_split_eight_partitions_three_three_two() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_lease_moves_at_a_new_epoch_and_its_old_owner_is_fenced() {
-    let database = fleet_database().await;
+    let (database, config) = fleet_database_and_config().await;
+    let observer = connect_config(&config).await;
     let ttl = Duration::from_millis(800);
     let (mut a, mut b) = (Vec::new(), Vec::new());
     database
@@ -125,8 +183,13 @@ async fn an_expired_lease_moves_at_a_new_epoch_and_its_old_owner_is_fenced() {
     lease_round(&database, "a", &mut a, ttl).await;
     lease_round(&database, "b", &mut b, ttl).await;
     assert_eq!((a.len(), b.len()), (4, 4));
-    // b freezes: no heartbeat, no renewal, past its TTL.
-    tokio::time::sleep(ttl + Duration::from_millis(400)).await;
+    // b freezes: no heartbeat, no renewal, until its TTL has run out on the database's clock.
+    wait_for(
+        "b's heartbeat and leases to expire",
+        ttl + Duration::from_secs(30),
+        || expired_by_database_clock(&observer, "b"),
+    )
+    .await;
     lease_round(&database, "a", &mut a, ttl).await;
     assert_eq!(a.len(), 8, "a took b's expired leases");
     for lease in b.iter() {
@@ -262,8 +325,13 @@ async fn a_transaction_left_open_mid_copy_by_a_frozen_owner_does_not_hold_the_ta
     .await
     .unwrap_or_else(|error| panic!("{error}"));
 
-    // Past its lease and past every timeout it set: the COPY still holds the lease rows.
-    tokio::time::sleep(3 * ttl).await;
+    // Past its lease and past every timeout it set (the TTL each). This wait is time passing
+    // on purpose: the claim is that no timeout ends the COPY, so every timeout must have had
+    // its time. It is counted on the database's clock, the one the timeouts and
+    // `end_stale_transactions` read, and fails at once if the transaction ends. The COPY
+    // still holds the lease rows.
+    let observer = connect_config(&config).await;
+    wait_until_open_for(&observer, "zombie", 3 * ttl).await;
     let skipped = database
         .acquire_leases("taker", 8, ttl)
         .await
@@ -328,7 +396,9 @@ async fn a_transaction_left_open_mid_copy_by_a_frozen_owner_does_not_hold_the_ta
         )
         .await
         .unwrap_or_else(|error| panic!("{error}"));
-    tokio::time::sleep(2 * ttl).await;
+    // Time passing on purpose again: open for longer than the TTL by the database's clock,
+    // so its age alone would have it ended; only its unexpired leases keep it.
+    wait_until_open_for(&observer, "taker", 2 * ttl).await;
     let ended = database
         .end_stale_transactions("newcomer", ttl)
         .await

@@ -22,15 +22,32 @@ async fn a_postgres_outage_is_waited_out_without_losing_orders() {
     let port = app.http_port();
     let memory = app.memory();
     let offsets = app.offsets();
+    let events = app.events();
     {
         let db = connect_config(&database).await;
         wait_until_caught_up(&db, &topic, &partitions, Duration::from_secs(60)).await;
     }
     assert_eq!(memory.len(), 1_000);
 
+    let retries_before = events.counters().write_retries();
     cluster.stop_server();
     produce_spread(&partitions, during).await;
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // The outage has met the pipeline once every order produced during it was fetched (it is
+    // in flight: registered and not durable) and the batch writers failed to write at least
+    // five times: with the backoff doubling after each failure, they have by then waited out
+    // over a second of outage, holding their records.
+    wait_for(
+        "the orders produced during the outage fetched, and their writes retried",
+        Duration::from_secs(60),
+        || {
+            let positions = offsets.positions();
+            let in_flight: usize = positions.iter().map(|p| p.in_flight).sum();
+            let high_watermarks: i64 = positions.iter().map(|p| p.high_watermark).sum();
+            let retries = events.counters().write_retries() - retries_before;
+            async move { in_flight == during.len() && high_watermarks == 2_000 && retries >= 5 }
+        },
+    )
+    .await;
 
     // While PostgreSQL is down: nothing new is durable, so nothing new is in memory and no
     // partition's committable offset has moved past the first thousand orders.
