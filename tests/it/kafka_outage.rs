@@ -31,7 +31,18 @@ async fn a_kafka_outage_is_waited_out_without_losing_orders() {
     wait_until_caught_up(&db, &topic, &partitions, Duration::from_secs(60)).await;
 
     proxy.cut().await;
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // rskafka retries a broken connection inside one fetch until its deadline (8 s, see
+    // `kafka/client.rs`), then the fetch fails, readiness names Kafka and the reader backs
+    // off: once readiness says so, the readers have met the outage and are waiting it out.
+    wait_for(
+        "readiness to say Kafka is unreachable",
+        Duration::from_secs(30),
+        || async {
+            let ready = http(port, "GET", "/health/ready").await;
+            ready.status == 503 && ready.json()["kafka"] == "unreachable"
+        },
+    )
+    .await;
     // Kafka is gone, the service is not: reads go on.
     let answer = http(port, "GET", &format!("/orders/uid/{}", before[0].0)).await;
     assert_eq!(answer.status, 200);
@@ -43,6 +54,15 @@ async fn a_kafka_outage_is_waited_out_without_losing_orders() {
     proxy.restore().await;
     produce_spread(&partitions, after).await;
     wait_until_caught_up(&db, &topic, &partitions, Duration::from_secs(90)).await;
+    wait_for(
+        "readiness to say Kafka answers again",
+        Duration::from_secs(30),
+        || async {
+            let ready = http(port, "GET", "/health/ready").await;
+            ready.status == 200 && ready.json()["kafka"] == "ok"
+        },
+    )
+    .await;
     assert_eq!(count(&db, "SELECT count(*) FROM orders").await, 1_000);
     for (uid, _) in after {
         assert_eq!(
