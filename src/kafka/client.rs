@@ -13,9 +13,12 @@ use crate::config::Settings;
 use crate::events::{Events, KafkaConnectFailed};
 use crate::state::ServiceState;
 
-/// rskafka's own retries inside one call: short steps, and a deadline so that an outage or a
-/// refused login comes back to our loop within seconds, which logs it (rskafka's own retries
-/// are silent at the default log level), tells readiness, and keeps retrying.
+/// rskafka's own retries inside one call: short steps, and a deadline so that a refused login
+/// or an unreachable broker at connection time comes back to our loop, which logs it
+/// (rskafka's own retries are silent at the default log level), tells readiness, and keeps
+/// retrying. The deadline counts only rskafka's sleeps, and a call can nest several retry
+/// loops, so it does not bound a call's time: the readers put a time limit of their own on
+/// each fetch (`reader.rs`, `FETCH_GRACE`).
 fn client_backoff() -> BackoffConfig {
     BackoffConfig {
         init_backoff: Duration::from_millis(100),

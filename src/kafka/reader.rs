@@ -195,10 +195,26 @@ async fn read_partition(
             shutdown.cancelled().await;
             return;
         }
+        let wait_ms = plan.max_wait_ms();
+        let limit = fetch_time_limit(wait_ms);
         let fetched = tokio::select! {
             biased;
             _ = shutdown.cancelled() => return,
-            fetched = client.fetch_records(offset, plan.bytes(), plan.max_wait_ms()) => fetched,
+            fetched = tokio::time::timeout(
+                limit,
+                client.fetch_records(offset, plan.bytes(), wait_ms),
+            ) => fetched,
+        };
+        let fetched = match fetched {
+            Ok(fetched) => fetched,
+            Err(_) => {
+                fetch_failed(&context, partition, offset, &FetchTimedOut(limit));
+                tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => return,
+                    _ = backoff.wait() => continue,
+                }
+            }
         };
         let mut records = match fetched {
             // Kafka answers a fetch past the end with OffsetOutOfRange; tansu answers it with
@@ -237,15 +253,7 @@ async fn read_partition(
                 }
             }
             Err(error) => {
-                context.state.kafka_failed(format!(
-                    "fetching partition {partition} at offset {offset} failed: {error}"
-                ));
-                context.events.emit(KafkaFetchFailed {
-                    topic,
-                    partition,
-                    offset,
-                    error: &error,
-                });
+                fetch_failed(&context, partition, offset, &error);
                 tokio::select! {
                     biased;
                     _ = shutdown.cancelled() => return,
@@ -306,6 +314,41 @@ async fn read_partition(
 /// The partition does not hold `offset`. Behind its earliest record, retention deleted records
 /// before they were read; ahead of its end, the topic was recreated. Either way, reading from
 /// the earliest record kept loses nothing more, and reading again is harmless. Returns that
+
+/// How long a fetch may take beyond the wait it asks the broker for. rskafka retries a lost
+/// connection inside the call, with a deadline counted in its own sleeps only, so during a
+/// broker cut a fetch can go unanswered for minutes; past this limit it counts as failed:
+/// readiness says Kafka does not answer, and the reader retries with backoff.
+const FETCH_GRACE: Duration = Duration::from_secs(5);
+
+/// The time limit of a fetch that asks the broker to wait up to `wait_ms`.
+fn fetch_time_limit(wait_ms: i32) -> Duration {
+    Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0)) + FETCH_GRACE
+}
+
+/// A fetch that got no answer within its time limit.
+#[derive(Debug, thiserror::Error)]
+#[error("no answer within {0:?}")]
+struct FetchTimedOut(Duration);
+
+/// Tells readiness why Kafka does not answer, and reports the failed fetch.
+fn fetch_failed(
+    context: &ReaderContext,
+    partition: i32,
+    offset: i64,
+    error: &(dyn std::error::Error + 'static),
+) {
+    context.state.kafka_failed(format!(
+        "fetching partition {partition} at offset {offset} failed: {error}"
+    ));
+    context.events.emit(KafkaFetchFailed {
+        topic: &context.topic,
+        partition,
+        offset,
+        error,
+    });
+}
+
 /// offset, or `None` on shutdown.
 async fn restart_from_earliest(
     context: &ReaderContext,
