@@ -311,9 +311,6 @@ async fn read_partition(
     }
 }
 
-/// The partition does not hold `offset`. Behind its earliest record, retention deleted records
-/// before they were read; ahead of its end, the topic was recreated. Either way, reading from
-/// the earliest record kept loses nothing more, and reading again is harmless. Returns that
 
 /// How long a fetch may take beyond the wait it asks the broker for. rskafka retries a lost
 /// connection inside the call, with a deadline counted in its own sleeps only, so during a
@@ -349,6 +346,9 @@ fn fetch_failed(
     });
 }
 
+/// The partition does not hold `offset`. Behind its earliest record, retention deleted records
+/// before they were read; ahead of its end, the topic was recreated. Either way, reading from
+/// the earliest record kept loses nothing more, and reading again is harmless. Returns that
 /// offset, or `None` on shutdown.
 async fn restart_from_earliest(
     context: &ReaderContext,
