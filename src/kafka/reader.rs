@@ -311,7 +311,6 @@ async fn read_partition(
     }
 }
 
-
 /// How long a fetch may take beyond the wait it asks the broker for. rskafka retries a lost
 /// connection inside the call, with a deadline counted in its own sleeps only, so during a
 /// broker cut a fetch can go unanswered for minutes; past this limit it counts as failed:
