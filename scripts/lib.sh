@@ -69,3 +69,13 @@ ensure_tls_tools() {
 
 # Runs a PostgreSQL tool as the postgres user when this script runs as root.
 as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+# Prometheus and promtool (Debian's prometheus): the monitoring tests check compose's
+# Prometheus configuration and alerting rules with promtool and run a real Prometheus.
+ensure_prometheus() {
+    if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+        echo "installing Prometheus for the monitoring tests" >&2
+        apt_install prometheus
+    fi
+    command -v promtool >/dev/null 2>&1 || { echo "promtool is not on PATH after installing prometheus" >&2; exit 1; }
+}

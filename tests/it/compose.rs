@@ -34,7 +34,7 @@ const SHELL_VARIABLES: [(&str, &str); 3] = [
 
 /// The normalized compose file as JSON, with none of [`SHELL_VARIABLES`] set in the shell,
 /// computed once for all tests of this file.
-fn compose() -> &'static Value {
+pub(crate) fn compose() -> &'static Value {
     static COMPOSE: OnceLock<Value> = OnceLock::new();
     COMPOSE.get_or_init(|| compose_with_shell(&[]))
 }

@@ -17,6 +17,7 @@ mod kafka_outage;
 mod kafka_security;
 mod leases;
 mod metrics_reference;
+mod monitoring;
 mod observability;
 mod offsets;
 mod outage;
