@@ -1,11 +1,12 @@
-//! The command line: `orderstore [serve | produce | healthcheck | rejects]`. `main.rs` parses
-//! it into a [`Cli`] and hands it to [`run`], which reads the settings once and runs the
+//! The command line: `orderstore [serve | produce | healthcheck | rejects | top]`. `main.rs`
+//! parses it into a [`Cli`] and hands it to [`run`], which reads the settings once and runs the
 //! command; each command, with what only it needs (the producer's progress bar, the
-//! health-check client), lives in a file of its own here.
+//! health-check client, top's screen), lives in a file of its own here.
 
 mod healthcheck;
 mod produce;
 mod serve;
+mod top;
 
 use std::process::ExitCode;
 
@@ -49,6 +50,25 @@ enum Command {
         #[command(subcommand)]
         command: Option<RejectsCommand>,
     },
+    /// The status page in a terminal: GET /status.json every interval (q or Ctrl-C quits).
+    Top {
+        /// The service's base URL [default: this machine's HTTP_ADDR port, https with
+        /// HTTP_TLS_CERT_FILE].
+        #[arg(long)]
+        url: Option<String>,
+        /// The bearer token [default: ORDERSTORE_TOKEN, else the first of HTTP_AUTH_TOKENS].
+        #[arg(long)]
+        token: Option<String>,
+        /// A PEM file of the CA that signed the server's certificate [default: system roots].
+        #[arg(long)]
+        ca_file: Option<String>,
+        /// How often the screen refreshes, such as 1s or 500ms.
+        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+        interval: std::time::Duration,
+        /// Print one frame as plain text and exit: 0 when fetched, 1 with the reason if not.
+        #[arg(long)]
+        once: bool,
+    },
 }
 
 /// Exit code of a start refused for its settings, apart from a failure while running (1).
@@ -86,6 +106,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let command = command.unwrap_or(RejectsCommand::Summary);
             let printed = crate::rejects::cli::run(&settings, command).await?;
             std::io::Write::write_all(&mut std::io::stdout(), printed.as_bytes())?;
+        }
+        Command::Top {
+            url,
+            token,
+            ca_file,
+            interval,
+            once,
+        } => {
+            let options = top::TopOptions {
+                url,
+                token,
+                ca_file,
+                interval,
+                once,
+            };
+            return top::top(&settings, options).await;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -26,5 +26,6 @@ mod rejects;
 mod schema;
 mod tls_postgres;
 mod toolchain;
+mod top;
 mod web_page;
 mod web_page_token;
