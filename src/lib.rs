@@ -25,11 +25,12 @@
 //!
 //! Around them: [`state`] (what the service is doing now: Kafka health, owned and halted
 //! partitions, the restore), [`events`] (one typed event per happening: counts, metrics and
-//! logs), [`observer`] (gauges and the progress log), [`shutdown`] (named components under one
-//! shutdown root, and the signals), [`backoff`] (retries with jitter), [`telemetry`] (logs),
-//! [`fake_data`] (random orders and invalid records, and the writer that produces them to the
-//! topic), [`tls`] (rustls configurations from PEM files, for Kafka, PostgreSQL and HTTPS) and
-//! [`secret`] (values never printed).
+//! logs), [`observer`] (gauges and the progress log), [`status`] (what the status page
+//! shows: per-second samples, HTTP latency, the PostgreSQL part), [`shutdown`] (named
+//! components under one shutdown root, and the signals), [`backoff`] (retries with jitter),
+//! [`telemetry`] (logs), [`fake_data`] (random orders and invalid records, and the writer that
+//! produces them to the topic), [`tls`] (rustls configurations from PEM files, for Kafka,
+//! PostgreSQL and HTTPS) and [`secret`] (values never printed).
 
 #![warn(missing_docs)]
 
@@ -64,6 +65,8 @@ pub mod state;
 pub mod events;
 
 pub mod observer;
+
+pub mod status;
 
 pub mod shutdown;
 

@@ -1,6 +1,7 @@
 //! The observer: every second it sets the state gauges (memory, channel, lag per partition)
 //! and writes a due rejection summary; every 10 s while records come in, it logs one progress
-//! line: rate, lag, stored, rejected, and the partitions this instance holds.
+//! line: rate, lag, stored, rejected, and the partitions this instance holds. It also feeds
+//! the status page's board (`status/`): a sample per second, positions, HTTP latency.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +20,7 @@ const GAUGES_EVERY: Duration = Duration::from_secs(1);
 /// Gauge ticks between two progress lines.
 const TICKS_PER_LOG: u64 = 10;
 
-/// What the observer reads.
+/// What the observer reads and writes.
 #[derive(Debug)]
 pub struct ObserverContext {
     /// Counters and the rejection summary.
@@ -32,6 +33,8 @@ pub struct ObserverContext {
     pub memory: Arc<MemoryStore>,
     /// The channel, without keeping it open: it must close when the readers stop.
     pub channel: mpsc::WeakSender<KafkaRecord>,
+    /// The status page's samples, positions and HTTP figures, written every tick.
+    pub status: Arc<crate::status::StatusBoard>,
 }
 
 /// Runs until shutdown; writes the pending rejection summary on the way out (the application
@@ -43,6 +46,7 @@ pub async fn run_observer(context: ObserverContext, shutdown: CancellationToken)
         tracker,
         memory,
         channel,
+        status,
     } = context;
     let mut ticker = tokio::time::interval(GAUGES_EVERY);
     let mut last_consumed = 0;
@@ -97,6 +101,7 @@ pub async fn run_observer(context: ObserverContext, shutdown: CancellationToken)
             lags: &lags,
             stalled: &stalled,
         });
+        status.observe(positions);
         crate::events::prometheus::prometheus().run_upkeep();
         events.flush_rejection_summary(false);
 

@@ -543,10 +543,14 @@
    * order's, they go in as text only.
    */
   async function showRejects() {
-    const [summary, latest] = await Promise.all([
+    const [summary, latest, status] = await Promise.all([
       getJson("/rejects/summary"),
       getJson("/rejects?limit=10"),
+      getJson("/status.json"),
     ]);
+    // The dead-letter topic is named only when one is set (status.json says which).
+    const deadLetterTopic =
+      status !== null && status.rejects !== undefined ? status.rejects.dead_letter_topic : null;
     const intro = resultArea.querySelector(".intro");
     if (intro === null || summary === null || latest === null) {
       return;
@@ -567,8 +571,10 @@
       element(
         "p",
         "muted",
-        String(summary.total) + " recorded, " + String(summary.pending) +
-          " not yet in the dead-letter topic."
+        typeof deadLetterTopic === "string"
+          ? String(summary.total) + " recorded, " + String(summary.pending) +
+              " not yet in the dead-letter topic " + deadLetterTopic + "."
+          : String(summary.total) + " recorded (no dead-letter topic is set)."
       )
     );
     if (summary.reasons.length > 0) {
@@ -604,6 +610,35 @@
     resultArea.appendChild(card);
   }
 
+  /**
+   * Under the introduction: the latest orders stored (/orders/latest), each a link to its
+   * lookup, so that someone who knows no order_uid has something to open.
+   */
+  async function showLatestOrders() {
+    const latest = await getJson("/orders/latest?limit=10");
+    const intro = resultArea.querySelector(".intro");
+    if (intro === null || latest === null || !Array.isArray(latest.orders)) {
+      return;
+    }
+    const card = element("section", "card latest-orders");
+    card.appendChild(element("h2", "section-title", "Latest orders stored"));
+    if (latest.orders.length === 0) {
+      card.appendChild(element("p", "muted", "No order is stored yet."));
+    }
+    // Divs and spans, not a list: the page's DOM test knows only the elements it creates.
+    const list = element("div", "latest-list");
+    for (const order of latest.orders) {
+      const link = element("a", null, order.order_uid);
+      link.href = "/?q=" + encodeURIComponent(order.order_uid);
+      const item = element("div");
+      item.appendChild(link);
+      item.appendChild(element("span", "muted", " id " + String(order.id)));
+      list.appendChild(item);
+    }
+    card.appendChild(list);
+    intro.after(card);
+  }
+
   /** Ends the loading state of the lookup that is still the current one. */
   function finish(controller) {
     if (lookupInFlight === controller) {
@@ -626,6 +661,7 @@
     searchInput.value = linkedQuery.trim();
     lookUp(linkedQuery.trim());
   } else {
+    showLatestOrders();
     showRejects();
   }
 })();

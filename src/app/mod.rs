@@ -139,6 +139,11 @@ impl Application {
         crate::events::prometheus::prometheus();
         let events = Arc::new(Events::default());
         let state = Arc::new(ServiceState::default());
+        let status = Arc::new(crate::status::StatusBoard::new(
+            instance.clone(),
+            settings.rejects.topic.clone(),
+            Arc::clone(&events),
+        ));
         events.emit(crate::events::InstanceStarted {
             instance: &instance,
         });
@@ -156,6 +161,7 @@ impl Application {
                 database: http_database.clone(),
                 service: Arc::clone(&state),
                 instance: instance.clone(),
+                status: Arc::clone(&status),
             },
             &manager,
         )?;
@@ -236,6 +242,7 @@ impl Application {
                         tracker: Arc::clone(&tracker),
                         memory: Arc::clone(&memory),
                         channel: sender.downgrade(),
+                        status,
                     },
                     shutdown.clone(),
                 ),

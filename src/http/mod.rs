@@ -7,7 +7,8 @@
 //!
 //! 200 carries the order's JSON and `X-Order-Id`; 400 (malformed id or uid) and 404 carry
 //! `{"error": "..."}`. Also `/` (a search page), `/metrics` (Prometheus), `/health/live` and
-//! `/health/ready`, and the rejected records: `/rejects`, `/rejects/summary`, `/rejects/{id}`.
+//! `/health/ready`, the rejected records: `/rejects`, `/rejects/summary`, `/rejects/{id}`, the
+//! status page (`/status`, its data `/status.json`) and the latest orders (`/orders/latest`).
 //! Memory answers first; an order that the sweeper evicted, or that is not restored, is read
 //! from PostgreSQL. HTTP only reads: it never changes memory or PostgreSQL.
 //!
@@ -19,7 +20,8 @@
 //! methods they take. With `HTTP_TLS_CERT_FILE` and `HTTP_TLS_KEY_FILE`, the server speaks HTTPS.
 //!
 //! `routes.rs` names the route of a path, `orders.rs` answers the order routes, `rejects.rs`
-//! the reject routes, `health.rs` the probes and metrics, `pages.rs` the search page;
+//! the reject routes, `health.rs` the probes and metrics, `pages.rs` the search page, `status.rs` the status
+//! page and `/orders/latest`;
 //! `error.rs` is every error answer ([`HttpError`](error::HttpError)); every request is
 //! reported as an [`HttpRequestServed`] event.
 
@@ -29,6 +31,7 @@ mod health;
 mod orders;
 mod pages;
 mod routes;
+mod status;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -63,6 +66,8 @@ pub struct HttpState {
     pub service: Arc<crate::state::ServiceState>,
     /// This instance's id, for readiness.
     pub instance: String,
+    /// What the status page shows, kept by the observer.
+    pub status: Arc<crate::status::StatusBoard>,
 }
 
 /// How the server listens and whom it answers.
@@ -105,10 +110,12 @@ pub fn build_server(
                 };
                 async move {
                     let response = response.await?;
+                    let latency = started.elapsed();
+                    crate::status::latency::record_http_latency(latency);
                     HttpRequestServed {
                         route,
                         status: response.status().as_u16(),
-                        seconds: started.elapsed().as_secs_f64(),
+                        seconds: latency.as_secs_f64(),
                     }
                     .record();
                     Ok(response)
@@ -122,6 +129,11 @@ pub fn build_server(
             .service(read_only("/app.css", pages::page_style))
             .service(read_only("/rejects", rejects_api::list))
             .service(read_only("/rejects/summary", rejects_api::summary))
+            .service(read_only("/status", status::status_page))
+            .service(read_only("/status.json", status::status_json))
+            .service(read_only("/status.js", status::status_script))
+            .service(read_only("/status.css", status::status_style))
+            .service(read_only("/orders/latest", status::latest_orders))
             .service(read_only("/orders", orders::order_by_query))
             // `/orders/{id}` and `/orders/uid/{order_uid}`: see `orders::order_by_path`.
             .default_service(web::to(keyed_route))

@@ -27,17 +27,17 @@ pub(super) async fn page_style() -> HttpResponse {
     static_file(header::ContentType(mime_css()), PAGE_STYLE)
 }
 
-fn mime_javascript() -> actix_web::mime::Mime {
+pub(super) fn mime_javascript() -> actix_web::mime::Mime {
     "text/javascript; charset=utf-8"
         .parse()
         .unwrap_or(actix_web::mime::TEXT_PLAIN_UTF_8)
 }
 
-fn mime_css() -> actix_web::mime::Mime {
+pub(super) fn mime_css() -> actix_web::mime::Mime {
     actix_web::mime::TEXT_CSS_UTF_8
 }
 
-fn static_file(content_type: header::ContentType, body: &'static str) -> HttpResponse {
+pub(super) fn static_file(content_type: header::ContentType, body: &'static str) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(content_type)
         .insert_header(NO_SNIFF)

@@ -22,6 +22,11 @@ pub(super) fn route_label(path: &str) -> &'static str {
         "/app.css" => "/app.css",
         "/rejects" => "/rejects",
         "/rejects/summary" => "/rejects/summary",
+        "/status" => "/status",
+        "/status.json" => "/status.json",
+        "/status.js" => "/status.js",
+        "/status.css" => "/status.css",
+        "/orders/latest" => "/orders/latest",
         _ if path.starts_with("/rejects/") => {
             let id = &path["/rejects/".len()..];
             if id.is_empty() || id.contains('/') {
@@ -45,11 +50,18 @@ pub(super) fn route_label(path: &str) -> &'static str {
 /// Whether a route needs the bearer token when tokens are set: the orders, the rejects,
 /// `/metrics`, and unmatched paths, which would otherwise tell which routes exist. The token
 /// is checked before the method, so on these a client without one gets 401 whatever it sends.
-/// The probes and the page's files stay open.
+/// The probes and the pages' files stay open: the pages hold no data, and ask for the token
+/// when their data answers 401.
 pub(super) fn needs_token(route: &'static str) -> bool {
     !matches!(
         route,
-        "/" | "/health/live" | "/health/ready" | "/app.js" | "/app.css"
+        "/" | "/health/live"
+            | "/health/ready"
+            | "/app.js"
+            | "/app.css"
+            | "/status"
+            | "/status.js"
+            | "/status.css"
     )
 }
 
@@ -76,6 +88,11 @@ mod tests {
             ("/app.css", "/app.css"),
             ("/rejects", "/rejects"),
             ("/rejects/summary", "/rejects/summary"),
+            ("/status", "/status"),
+            ("/status.json", "/status.json"),
+            ("/status.js", "/status.js"),
+            ("/status.css", "/status.css"),
+            ("/orders/latest", "/orders/latest"),
             ("/rejects/12", "/rejects/{id}"),
             ("/rejects/", "unmatched"),
             ("/rejects/12/x", "unmatched"),

@@ -93,6 +93,11 @@ async fn app_and_every_route(overrides: &[(&str, &str)]) -> (RunningApp, Vec<Rou
         route(format!("/orders/{order_id}"), true, 200),
         route(format!("/orders/uid/{uid}"), true, 200),
         route("/orders/abc".into(), true, 400),
+        route("/orders/latest".into(), true, 200),
+        route("/status".into(), false, 200),
+        route("/status.js".into(), false, 200),
+        route("/status.css".into(), false, 200),
+        route("/status.json".into(), true, 200),
     ];
     (app, routes)
 }

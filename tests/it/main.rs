@@ -24,6 +24,7 @@ mod outage;
 mod pipeline;
 mod rejects;
 mod schema;
+mod status;
 mod tls_postgres;
 mod toolchain;
 mod top;

@@ -4,7 +4,8 @@
 //! Orders are JSONB rows keyed by `order_uid`; `id` comes from an identity column, so
 //! PostgreSQL hands out ids and they never change. One file per job: `schema.rs` (tables and
 //! migrations), `batch.rs` (a batch's orders and rejects in one transaction), `copy.rs` (the
-//! binary COPY encoder), `offsets.rs`, `rejects.rs` (the dead-letter outbox), `restore.rs` and `lookup.rs`.
+//! binary COPY encoder), `offsets.rs`, `rejects.rs` (the dead-letter outbox), `restore.rs`, `lookup.rs` and `status.rs` (what the
+//! status page reads).
 
 mod batch;
 pub mod connection_string;
@@ -15,6 +16,7 @@ mod offsets;
 pub mod rejects;
 mod restore;
 pub mod schema;
+pub mod status;
 pub mod tls;
 
 use std::time::Duration;
