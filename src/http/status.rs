@@ -1,6 +1,6 @@
 //! The status page: `GET /status` (the page, its script and style, compiled in like the
 //! search page) and `GET /status.json`, the shape `orderstore top` and scripts read
-//! (`docs` of the contract: README, "The status page"). Also `GET /orders/latest`, the
+//! (the contract: docs/watching.md, "The status page"). Also `GET /orders/latest`, the
 //! latest orders stored, which the search page lists so a newcomer has something to open.
 //!
 //! The JSON is put together from the observer's board (samples, positions, HTTP figures,
