@@ -37,6 +37,27 @@ pub struct ObserverContext {
     pub status: Arc<crate::status::StatusBoard>,
 }
 
+/// The process's resident set size, from `VmRSS` in `/proc/self/status` (Linux); `None`
+/// where there is no such file. The Prometheus exporter collects no process metrics, and
+/// memory is what an in-memory store costs, so the observer reads it every second.
+fn resident_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    resident_bytes_in(&status)
+}
+
+/// `VmRSS`'s kilobytes in a `/proc/<pid>/status` text, in bytes.
+fn resident_bytes_in(status: &str) -> Option<u64> {
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let kilobytes: u64 = line
+        .trim_start_matches("VmRSS:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kilobytes * 1024)
+}
+
 /// Runs until shutdown; writes the pending rejection summary on the way out (the application
 /// writes the one of the last batches after they drained).
 pub async fn run_observer(context: ObserverContext, shutdown: CancellationToken) {
@@ -100,6 +121,7 @@ pub async fn run_observer(context: ObserverContext, shutdown: CancellationToken)
             channel_capacity,
             lags: &lags,
             stalled: &stalled,
+            resident_bytes: resident_memory_bytes(),
         });
         status.observe(positions);
         crate::events::prometheus::prometheus().run_upkeep();
@@ -122,5 +144,17 @@ pub async fn run_observer(context: ObserverContext, shutdown: CancellationToken)
             "ingesting"
         );
         last_consumed = consumed;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resident_memory_is_read_from_vm_rss() {
+        let status = "Name:\torderstore\nVmPeak:\t  20000 kB\nVmRSS:\t   1536 kB\nThreads:\t9\n";
+        assert_eq!(resident_bytes_in(status), Some(1536 * 1024));
+        assert_eq!(resident_bytes_in("Name:\tx\n"), None);
     }
 }

@@ -35,6 +35,8 @@ pub mod names {
     pub const CHANNEL_CAPACITY: &str = "orderstore_channel_capacity_records";
     /// Orders in memory.
     pub const IN_MEMORY: &str = "orderstore_orders_in_memory";
+    /// The process's resident memory (what an in-memory store costs), in bytes.
+    pub const RESIDENT_MEMORY: &str = "orderstore_resident_memory_bytes";
     /// Seconds a partition has had records to read without its stored offset moving, by
     /// `partition`.
     pub const STALLED: &str = "orderstore_partition_stalled_seconds";

@@ -132,6 +132,8 @@ pub struct StateObserved<'a> {
     pub lags: &'a [(i32, i64)],
     /// Seconds each partition has had records to read without its stored offset moving.
     pub stalled: &'a [(i32, f64)],
+    /// The process's resident memory, when the system tells it (`/proc/self/status`).
+    pub resident_bytes: Option<u64>,
 }
 
 impl PipelineEvent for StateObserved<'_> {
@@ -139,6 +141,9 @@ impl PipelineEvent for StateObserved<'_> {
         gauge!(names::IN_MEMORY).set(self.orders_in_memory as f64);
         gauge!(names::CHANNEL_FILL).set(self.channel_fill as f64);
         gauge!(names::CHANNEL_CAPACITY).set(self.channel_capacity as f64);
+        if let Some(bytes) = self.resident_bytes {
+            gauge!(names::RESIDENT_MEMORY).set(bytes as f64);
+        }
         for (partition, lag) in self.lags {
             gauge!(names::LAG, "partition" => partition.to_string()).set(*lag as f64);
         }
