@@ -1,4 +1,4 @@
-//! The command line: `orderstore [serve | produce | healthcheck | rejects | top]`. `main.rs`
+//! The command line: `orderstore [serve | produce | healthcheck | rejects | top | targets]`. `main.rs`
 //! parses it into a [`Cli`] and hands it to [`run`], which reads the settings once and runs the
 //! command; each command, with what only it needs (the producer's progress bar, the
 //! health-check client, top's screen), lives in a file of its own here.
@@ -6,6 +6,7 @@
 mod healthcheck;
 mod produce;
 mod serve;
+mod targets;
 mod top;
 
 use std::process::ExitCode;
@@ -69,6 +70,24 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Request targets for a load test (vegeta, oha, wrk), made of orders stored in
+    /// DATABASE_URL for KAFKA_TOPIC.
+    Targets {
+        /// How many targets, each a different order.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+        count: u32,
+        /// Which route each target asks: /orders/{id}, /orders/uid/{order_uid}, or both in turn.
+        #[arg(long, value_enum, default_value_t = targets::TargetsBy::Mixed)]
+        by: targets::TargetsBy,
+        /// The service's base URL [default: this machine's HTTP_ADDR port, https with
+        /// HTTP_TLS_CERT_FILE].
+        #[arg(long)]
+        url: Option<String>,
+        /// vegeta's http format (with the first of HTTP_AUTH_TOKENS as a header), or one URL
+        /// a line (for oha --urls-from-file and wrk).
+        #[arg(long, value_enum, default_value_t = targets::TargetsFormat::Vegeta)]
+        format: targets::TargetsFormat,
+    },
 }
 
 /// Exit code of a start refused for its settings, apart from a failure while running (1).
@@ -122,6 +141,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 once,
             };
             return top::top(&settings, options).await;
+        }
+        Command::Targets {
+            count,
+            by,
+            url,
+            format,
+        } => {
+            let options = targets::TargetsOptions {
+                count,
+                by,
+                url,
+                format,
+            };
+            return targets::targets(&settings, options).await;
         }
     }
     Ok(ExitCode::SUCCESS)

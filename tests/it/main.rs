@@ -25,6 +25,7 @@ mod pipeline;
 mod rejects;
 mod schema;
 mod status;
+mod targets;
 mod tls_postgres;
 mod toolchain;
 mod top;

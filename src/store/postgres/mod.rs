@@ -4,8 +4,8 @@
 //! Orders are JSONB rows keyed by `order_uid`; `id` comes from an identity column, so
 //! PostgreSQL hands out ids and they never change. One file per job: `schema.rs` (tables and
 //! migrations), `batch.rs` (a batch's orders and rejects in one transaction), `copy.rs` (the
-//! binary COPY encoder), `offsets.rs`, `rejects.rs` (the dead-letter outbox), `restore.rs`, `lookup.rs` and `status.rs` (what the
-//! status page reads).
+//! binary COPY encoder), `offsets.rs`, `rejects.rs` (the dead-letter outbox), `restore.rs`, `lookup.rs`, `status.rs` (what the
+//! status page reads) and `targets.rs` (orders sampled for a load test).
 
 mod batch;
 pub mod connection_string;
@@ -17,6 +17,7 @@ pub mod rejects;
 mod restore;
 pub mod schema;
 pub mod status;
+pub mod targets;
 pub mod tls;
 
 use std::time::Duration;
