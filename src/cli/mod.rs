@@ -159,3 +159,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// This machine's service, for the commands that ask it (`top`, `targets`): `HTTP_ADDR`'s port
+/// on loopback, over HTTPS when the server speaks it.
+fn local_service_url(settings: &Settings) -> String {
+    let scheme = if settings.http.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://127.0.0.1:{}", settings.http.addr.port())
+}
+
+/// The first of the server's `HTTP_AUTH_TOKENS`, when a command runs with the service's
+/// environment (the settings keep only the tokens' digests).
+fn first_http_token() -> Option<String> {
+    let tokens = std::env::var("HTTP_AUTH_TOKENS").ok()?;
+    tokens
+        .split(',')
+        .map(str::trim)
+        .find(|token| !token.is_empty())
+        .map(str::to_owned)
+}

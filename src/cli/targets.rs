@@ -75,10 +75,10 @@ pub async fn targets(settings: &Settings, options: TargetsOptions) -> anyhow::Re
     }
     let base_url = options
         .url
-        .unwrap_or_else(|| default_url(settings))
+        .unwrap_or_else(|| super::local_service_url(settings))
         .trim_end_matches('/')
         .to_owned();
-    let token = first_auth_token();
+    let token = super::first_http_token();
     let printed = render_targets(
         &orders,
         options.by,
@@ -95,27 +95,6 @@ pub async fn targets(settings: &Settings, options: TargetsOptions) -> anyhow::Re
         Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(error.into()),
         _ => Ok(ExitCode::SUCCESS),
     }
-}
-
-/// This machine's service: `HTTP_ADDR`'s port on loopback, over HTTPS when the server speaks it.
-fn default_url(settings: &Settings) -> String {
-    let scheme = if settings.http.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    format!("{scheme}://127.0.0.1:{}", settings.http.addr.port())
-}
-
-/// The first of the server's `HTTP_AUTH_TOKENS`, when the command runs with the service's
-/// environment (the settings keep only the tokens' digests).
-fn first_auth_token() -> Option<String> {
-    let tokens = std::env::var("HTTP_AUTH_TOKENS").ok()?;
-    tokens
-        .split(',')
-        .map(str::trim)
-        .find(|token| !token.is_empty())
-        .map(str::to_owned)
 }
 
 /// The targets as text: in vegeta's format, each target's request line, then its header

@@ -44,7 +44,7 @@ pub struct TopOptions {
 pub async fn top(settings: &Settings, options: TopOptions) -> anyhow::Result<ExitCode> {
     let url = options
         .url
-        .unwrap_or_else(|| default_url(settings))
+        .unwrap_or_else(|| super::local_service_url(settings))
         .trim_end_matches('/')
         .to_owned();
     let token = options
@@ -66,16 +66,6 @@ pub async fn top(settings: &Settings, options: TopOptions) -> anyhow::Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
-/// This machine's service: `HTTP_ADDR`'s port on loopback, over HTTPS when the server speaks it.
-fn default_url(settings: &Settings) -> String {
-    let scheme = if settings.http.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    format!("{scheme}://127.0.0.1:{}", settings.http.addr.port())
-}
-
 /// `ORDERSTORE_TOKEN`, or the first of the server's own `HTTP_AUTH_TOKENS` when top runs with
 /// the service's environment.
 fn token_from_environment() -> Option<String> {
@@ -86,10 +76,7 @@ fn token_from_environment() -> Option<String> {
     std::env::var("ORDERSTORE_TOKEN")
         .ok()
         .and_then(non_empty)
-        .or_else(|| {
-            let tokens = std::env::var("HTTP_AUTH_TOKENS").ok()?;
-            tokens.split(',').map(str::to_owned).find_map(non_empty)
-        })
+        .or_else(super::first_http_token)
 }
 
 /// Fetches once and prints the frame, or the reason it could not.
