@@ -8,17 +8,10 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::*;
 use serde_json::Value;
-
-/// Where Debian's `chromium` package puts the browser; `scripts/test` installs it.
-const CHROMIUM: &str = "/usr/bin/chromium";
-
-/// How long one Chromium run may take on a busy 2-core machine.
-const CHROMIUM_TIME_LIMIT: Duration = Duration::from_secs(120);
 
 /// The hostile records sent: bytes no contract accepts, and hostile text meant for the page.
 fn hostile_records() -> Vec<Vec<u8>> {
@@ -63,11 +56,7 @@ fn number(value: &Value, path: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_json_and_the_page_show_what_a_producer_sent() {
-    assert!(
-        Path::new(CHROMIUM).is_file(),
-        "chromium is missing ({CHROMIUM} does not exist): the status page is rendered in \
-         Debian's headless Chromium; scripts/test installs it (apt-get install chromium)"
-    );
+    require_chromium();
     let bed = TestBed::new(3).await;
     let app = RunningApp::start(settings(
         &bed.database,
@@ -368,63 +357,4 @@ async fn status_json_needs_the_token_and_the_page_does_not() {
         );
     }
     app.stop().await;
-}
-
-/// Runs blocking work (a browser run) off the runtime's two worker threads.
-async fn in_blocking_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(value) => value,
-        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-        Err(error) => panic!("the browser task was cancelled: {error}"),
-    }
-}
-
-/// Runs headless Chromium on `url` with `action` (a DOM dump or a screenshot), in a profile
-/// of its own, and returns what it printed. The page refreshes every 1.5 s; the virtual-time
-/// budget lets a few refreshes finish before the DOM is dumped.
-fn run_chromium(action: &[String], url: &str) -> Vec<u8> {
-    let folder = std::env::temp_dir().join(unique_name("orderstore-status-chromium"));
-    let profile = folder.join("profile");
-    std::fs::create_dir_all(&profile)
-        .unwrap_or_else(|error| panic!("cannot create {}: {error}", profile.display()));
-    let stdout_path = folder.join("stdout");
-    let create = |path: &Path| {
-        std::fs::File::create(path)
-            .unwrap_or_else(|error| panic!("cannot create {}: {error}", path.display()))
-    };
-    let child = Command::new(CHROMIUM)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--virtual-time-budget=5000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .args(action)
-        .arg(url)
-        .stdin(Stdio::null())
-        .stdout(create(&stdout_path))
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|error| panic!("cannot start {CHROMIUM}: {error}"));
-    let mut browser = KillOnDrop(child);
-    let deadline = Instant::now() + CHROMIUM_TIME_LIMIT;
-    let status = loop {
-        match browser.0.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-            Ok(None) => panic!("Chromium did not finish {url} within {CHROMIUM_TIME_LIMIT:?}"),
-            Err(error) => panic!("cannot wait for Chromium: {error}"),
-        }
-    };
-    assert!(status.success(), "Chromium failed on {url}: {status}");
-    let stdout = std::fs::read(&stdout_path)
-        .unwrap_or_else(|error| panic!("cannot read {}: {error}", stdout_path.display()));
-    let _ = std::fs::remove_dir_all(&folder);
-    stdout
 }

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 use serde_json::{json, Value};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
 const TOKEN: &str = "page-token-0123456789";
 
 /// A browser driven over the DevTools protocol's pipe transport.

@@ -11,6 +11,7 @@
 
 mod app;
 mod certs;
+mod chromium;
 mod http;
 mod kafka;
 mod postgres;
@@ -20,6 +21,7 @@ mod secure_kafka;
 
 pub use app::*;
 pub use certs::*;
+pub use chromium::*;
 pub use http::*;
 pub use kafka::*;
 pub use postgres::*;
