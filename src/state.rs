@@ -35,6 +35,31 @@ pub struct Halt {
     pub reason: String,
 }
 
+/// What readiness needs of the state, read once: `/health/ready` and `/status.json` judge by
+/// the same reading, with PostgreSQL's answer, which is theirs to get.
+#[derive(Debug, Clone)]
+pub struct StateReadiness {
+    /// Why Kafka is not reachable (`not answered yet` before its first answer), or `None`.
+    pub kafka_error: Option<String>,
+    /// Whether memory holds the orders of the partitions taken at start-up.
+    pub restored: bool,
+    /// The partitions this instance holds leases on.
+    pub owned: Vec<i32>,
+    /// The owned partitions that are halted, with where and why.
+    pub halted: Vec<(i32, Halt)>,
+}
+
+impl StateReadiness {
+    /// Ready: PostgreSQL answered (`postgres_error` is `None`), Kafka answers, memory is
+    /// restored and no owned partition is halted.
+    pub fn is_ready(&self, postgres_error: Option<&str>) -> bool {
+        postgres_error.is_none()
+            && self.kafka_error.is_none()
+            && self.restored
+            && self.halted.is_empty()
+    }
+}
+
 fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -105,6 +130,26 @@ impl ServiceState {
         );
         self.any_halted.store(true, Ordering::Relaxed);
         true
+    }
+
+    /// What readiness needs, read once (see [`StateReadiness`]).
+    pub fn readiness(&self) -> StateReadiness {
+        let kafka_error = (!self.is_kafka_reachable()).then(|| {
+            self.kafka_failure()
+                .unwrap_or_else(|| "not answered yet".to_string())
+        });
+        let owned = self.owned_partitions();
+        let halted = self
+            .halted_partitions()
+            .into_iter()
+            .filter(|(partition, _)| owned.contains(partition))
+            .collect();
+        StateReadiness {
+            kafka_error,
+            restored: self.is_restored(),
+            owned,
+            halted,
+        }
     }
 
     /// The offset `partition` is halted at (`ON_REJECT=halt`), if it is.

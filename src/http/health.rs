@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::error::HttpError;
 use super::{json_answer, HttpState};
+use crate::state::StateReadiness;
 
 /// How long readiness waits for PostgreSQL to answer.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -84,30 +85,22 @@ pub(super) async fn ready(state: web::Data<HttpState>) -> Result<HttpResponse, H
         Ok(Err(error)) => Some(error.to_string()),
         Err(_) => Some(format!("no answer within {} s", READY_TIMEOUT.as_secs())),
     };
-    let service = &state.service;
-    let kafka_error = if service.is_kafka_reachable() {
-        None
-    } else {
-        Some(
-            service
-                .kafka_failure()
-                .unwrap_or_else(|| "not answered yet".to_string()),
-        )
-    };
-    let restored = service.is_restored();
-    let owned = service.owned_partitions();
-    let halted: Vec<HaltedPartition> = service
-        .halted_partitions()
+    let service = state.service.readiness();
+    let is_ready = service.is_ready(postgres_error.as_deref());
+    let StateReadiness {
+        kafka_error,
+        restored,
+        owned,
+        halted,
+    } = service;
+    let halted: Vec<HaltedPartition> = halted
         .into_iter()
-        .filter(|(partition, _)| owned.contains(partition))
         .map(|(partition, halt)| HaltedPartition {
             partition,
             offset: halt.offset,
             reason: halt.reason,
         })
         .collect();
-    let is_ready =
-        postgres_error.is_none() && kafka_error.is_none() && restored && halted.is_empty();
     let word = |failure: &Option<String>| {
         if failure.is_none() {
             "ok"

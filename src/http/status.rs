@@ -18,6 +18,7 @@ use super::error::HttpError;
 use super::pages::{mime_css, mime_javascript, static_file};
 use super::{json_answer, HttpState};
 use crate::events::HttpReadFailed;
+use crate::state::StateReadiness;
 use crate::status::IngestSample;
 
 const STATUS_PAGE: &str = include_str!("../../static/status.html");
@@ -173,22 +174,14 @@ pub(super) async fn status_json(state: web::Data<HttpState>) -> HttpResponse {
         .map(|(partition, parts)| partition_answer(partition, parts, &halted))
         .collect();
 
-    let owned = service.owned_partitions();
-    let kafka_error = if service.is_kafka_reachable() {
-        None
-    } else {
-        Some(
-            service
-                .kafka_failure()
-                .unwrap_or_else(|| "not answered yet".to_string()),
-        )
-    };
+    let readiness = service.readiness();
     let postgres_error = database.as_ref().err().cloned();
-    let restored = service.is_restored();
-    let ready = postgres_error.is_none()
-        && kafka_error.is_none()
-        && restored
-        && !halted.keys().any(|partition| owned.contains(partition));
+    let ready = readiness.is_ready(postgres_error.as_deref());
+    let StateReadiness {
+        kafka_error,
+        restored,
+        ..
+    } = readiness;
 
     let (fleet, rejects) = match &database {
         Ok(database) => (
