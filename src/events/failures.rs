@@ -122,7 +122,7 @@ impl RestoreRowSkipped<'_> {
 /// A read of PostgreSQL that an HTTP request needed failed; the request is answered 503 with
 /// `Retry-After`, and nothing is retried on the server's side.
 pub struct HttpReadFailed<'a> {
-    /// The read, a bounded label: `order` or `rejects`.
+    /// The read, a bounded label: `order`, `rejects` or `latest orders`.
     pub read: &'static str,
     /// Why it failed.
     pub error: &'a dyn std::fmt::Display,

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use super::health::Readiness;
 use super::json_answer;
+use crate::events::HttpReadFailed;
 
 /// The seconds every 503 asks a client to wait before it asks again. A 503 means PostgreSQL
 /// (or, for readiness, Kafka or a restore) cannot answer now: one second would let every
@@ -52,6 +53,19 @@ pub enum HttpError {
     /// names what is missing.
     #[error("not ready")]
     NotReady(Box<Readiness>),
+}
+
+impl HttpError {
+    /// PostgreSQL failed a read that an answer needed: the failure is an event (a WARN line
+    /// and `orderstore_http_read_failures_total{read}`), the answer a 503 saying `message`.
+    pub fn read_failed(
+        read: &'static str,
+        error: &dyn std::fmt::Display,
+        message: &'static str,
+    ) -> HttpError {
+        HttpReadFailed { read, error }.record();
+        HttpError::Unavailable(Cow::Borrowed(message))
+    }
 }
 
 /// The body of every error answer but readiness: `{"error": "<what went wrong>"}`.

@@ -8,7 +8,6 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use super::error::HttpError;
 use super::routes::{ORDER_BY_ID, ORDER_BY_UID};
 use super::{is_reading, mime_json, no_such_route, HttpState, NO_SNIFF};
-use crate::events::HttpReadFailed;
 use crate::order::is_order_uid;
 use crate::store::ServedOrder;
 
@@ -133,16 +132,11 @@ async fn answer(state: &HttpState, key: OrderKey<'_>) -> Result<HttpResponse, Ht
             OrderKey::Id(id) => format!("no order with id {id}"),
             OrderKey::Uid(uid) => format!("no order with order_uid {uid}"),
         }))),
-        Err(db_error) => {
-            HttpReadFailed {
-                read: "order",
-                error: &db_error,
-            }
-            .record();
-            Err(HttpError::Unavailable(Cow::Borrowed(
-                "the order is not in memory and PostgreSQL is unavailable; try again",
-            )))
-        }
+        Err(db_error) => Err(HttpError::read_failed(
+            "order",
+            &db_error,
+            "the order is not in memory and PostgreSQL is unavailable; try again",
+        )),
     }
 }
 

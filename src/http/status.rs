@@ -17,7 +17,6 @@ use serde::Serialize;
 use super::error::HttpError;
 use super::pages::{mime_css, mime_javascript, static_file};
 use super::{json_answer, HttpState};
-use crate::events::HttpReadFailed;
 use crate::state::StateReadiness;
 use crate::status::IngestSample;
 
@@ -338,12 +337,11 @@ pub(super) async fn latest_orders(
         .latest_orders(limit)
         .await
         .map_err(|db_error| {
-            HttpReadFailed {
-                read: "latest orders",
-                error: &db_error,
-            }
-            .record();
-            HttpError::Unavailable(Cow::Borrowed("PostgreSQL is unavailable; try again"))
+            HttpError::read_failed(
+                "latest orders",
+                &db_error,
+                "PostgreSQL is unavailable; try again",
+            )
         })?;
     let answer = LatestOrdersAnswer {
         orders: orders

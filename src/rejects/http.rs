@@ -11,7 +11,6 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
-use crate::events::HttpReadFailed;
 use crate::http::error::HttpError;
 use crate::http::{json_answer, HttpState};
 use crate::store::postgres::rejects::{hex_text, RejectFilter, RejectRow};
@@ -241,12 +240,7 @@ fn text_of(bytes: &[u8]) -> Option<&str> {
 }
 
 fn unavailable(db_error: &DbError) -> HttpError {
-    HttpReadFailed {
-        read: "rejects",
-        error: db_error,
-    }
-    .record();
-    HttpError::Unavailable(Cow::Borrowed("PostgreSQL is unavailable; try again"))
+    HttpError::read_failed("rejects", db_error, "PostgreSQL is unavailable; try again")
 }
 
 #[cfg(test)]
