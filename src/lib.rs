@@ -12,6 +12,8 @@
 //! - [`store`]: the in-memory DashMaps and PostgreSQL (the only module with SQL), and the
 //!   [`store::ServedOrder`] both hold;
 //! - [`offsets`]: which offsets are durable, and the committer that stores them;
+//! - [`consumer_group`]: the stored offsets mirrored to a Kafka consumer group for Kafka's
+//!   own tools, and the group's offsets to start from;
 //! - [`rejects`]: what happens to rejected records: the halt policy, the dead-letter
 //!   publisher, and the API and command line that show them;
 //! - [`restore`]: memory following the leases: the orders of partitions taken loaded from
@@ -45,6 +47,8 @@ pub mod ingest;
 pub mod store;
 
 pub mod offsets;
+
+pub mod consumer_group;
 
 pub mod rejects;
 

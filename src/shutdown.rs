@@ -40,6 +40,8 @@ pub enum Component {
     Restorer,
     /// Publishes rejects to the dead-letter topic.
     DeadLetters,
+    /// Commits the stored offsets to the consumer group.
+    GroupMirror,
 }
 
 impl fmt::Display for Component {
@@ -56,6 +58,7 @@ impl fmt::Display for Component {
             Component::LeaseKeeper => f.write_str("lease-keeper"),
             Component::Restorer => f.write_str("restorer"),
             Component::DeadLetters => f.write_str("dead-letters"),
+            Component::GroupMirror => f.write_str("group-mirror"),
         }
     }
 }

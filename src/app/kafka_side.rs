@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 
 use crate::backoff::retry_until_ok;
 use crate::config::Settings;
+use crate::consumer_group::GroupClient;
 use crate::events::Events;
 use crate::fake_data::writer::{self, WriterOptions, WriterProgress};
 use crate::fleet::keeper::{run_lease_keeper, KeeperContext};
@@ -47,6 +48,8 @@ pub struct KafkaSide {
     pub memory: Arc<MemoryStore>,
     /// Which orders memory keeps of them.
     pub restore_limits: RestoreLimits,
+    /// The consumer group, where partitions start with `KAFKA_START_OFFSET=group`.
+    pub group: Option<Arc<GroupClient>>,
 }
 
 /// Waits for Kafka, starts every component that needs it, and runs until shutdown.
@@ -61,6 +64,7 @@ pub async fn run_kafka_side(side: KafkaSide, manager: ShutdownManager) {
         sender,
         memory,
         restore_limits,
+        group,
     } = side;
     let shutdown = manager.token().clone();
     let Some(client) = connect(&settings, &events, &state, &shutdown).await else {
@@ -103,6 +107,7 @@ pub async fn run_kafka_side(side: KafkaSide, manager: ShutdownManager) {
         client: Arc::clone(&client),
         topic: settings.kafka.topic.clone(),
         start_offset: settings.kafka.start_offset,
+        group,
         fetch_max_bytes: settings.kafka.fetch_max_bytes,
         fetch_max_wait: settings.kafka.fetch_max_wait,
         tracker: Arc::clone(&tracker),

@@ -25,6 +25,7 @@ mod kafka_side;
 
 use crate::backoff::{retry_described, retry_until_ok};
 use crate::config::Settings;
+use crate::consumer_group::{run_group_mirror, GroupClient, MirrorContext};
 use crate::events::{Events, LeaseStepFailed};
 use crate::http::{build_server, HttpState, ServerOptions};
 use crate::ingest::{run_batch_writer, IngestContext};
@@ -207,7 +208,7 @@ impl Application {
             })
             .collect();
         let batch_writers_done = CancellationToken::new();
-        let background = vec![
+        let mut background = vec![
             manager.spawn(
                 Component::OffsetCommitter,
                 run_committer(
@@ -242,12 +243,37 @@ impl Application {
                         tracker: Arc::clone(&tracker),
                         memory: Arc::clone(&memory),
                         channel: sender.downgrade(),
-                        status,
+                        status: Arc::clone(&status),
                     },
                     shutdown.clone(),
                 ),
             ),
         ];
+        // The consumer group mirror has a connection of its own, so it runs beside the Kafka
+        // side, and stops after the committer stored the last offsets, to commit those too.
+        let group = settings.kafka.group_id.clone().map(|group| {
+            Arc::new(GroupClient::new(
+                settings.kafka.brokers.clone(),
+                settings.kafka.security.clone(),
+                group,
+                topic.clone(),
+            ))
+        });
+        if let Some(client) = &group {
+            background.push(manager.spawn(
+                Component::GroupMirror,
+                run_group_mirror(
+                    MirrorContext {
+                        client: Arc::clone(client),
+                        instance: instance.clone(),
+                        tracker: Arc::clone(&tracker),
+                        events: Arc::clone(&events),
+                        status,
+                    },
+                    batch_writers_done.clone(),
+                ),
+            ));
+        }
         let kafka_side = manager.spawn(
             Component::KafkaSide,
             run_kafka_side(
@@ -261,6 +287,7 @@ impl Application {
                     sender,
                     memory: Arc::clone(&memory),
                     restore_limits,
+                    group,
                 },
                 manager.clone(),
             ),

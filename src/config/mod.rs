@@ -121,11 +121,30 @@ impl Settings {
                 &[
                     ("earliest", StartOffset::Earliest),
                     ("latest", StartOffset::Latest),
+                    ("group", StartOffset::Group),
                 ],
             ),
+            group_id: Some(reader.get("KAFKA_GROUP_ID", "orderstore"))
+                .filter(|group| !group.is_empty()),
             fetch_max_bytes: reader.number("KAFKA_FETCH_MAX_BYTES", 4 << 20, 1024..=i32::MAX),
             fetch_max_wait: reader.duration("KAFKA_FETCH_MAX_WAIT", "500ms", false),
         };
+        if kafka
+            .group_id
+            .as_ref()
+            .is_some_and(|group| group.len() > 255)
+        {
+            reader.problem(
+                "KAFKA_GROUP_ID",
+                "empty (no consumer group) or a group id of at most 255 bytes",
+            );
+        }
+        if kafka.start_offset == StartOffset::Group && kafka.group_id.is_none() {
+            reader.problem(
+                "KAFKA_START_OFFSET",
+                "earliest or latest when KAFKA_GROUP_ID is empty (group starts from that group)",
+            );
+        }
         let ingest = IngestSettings {
             max_record_bytes: reader.number("MAX_RECORD_BYTES", 1 << 20, 1..=(1 << 30)),
             batch_writers: reader.number("HANDLERS", 4, 1..=1024),
@@ -250,6 +269,7 @@ mod tests {
         );
         assert_eq!(settings.database.display(), "localhost:5432/orderstore");
         assert_eq!(settings.rejects.topic, None);
+        assert_eq!(settings.kafka.group_id.as_deref(), Some("orderstore"));
         assert_eq!(
             settings.rejects.retention,
             Some(Duration::from_secs(30 * 86_400))
@@ -277,6 +297,26 @@ mod tests {
         assert_eq!(settings.memory.sweep_interval, Duration::from_millis(250));
         assert_eq!(settings.log.format, LogFormat::Json);
         assert_eq!(settings.kafka.start_offset, StartOffset::Latest);
+    }
+
+    #[test]
+    fn the_group_is_optional_but_starting_from_it_needs_one() {
+        let settings = load(&[("KAFKA_GROUP_ID", ""), ("KAFKA_START_OFFSET", "earliest")])
+            .unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(settings.kafka.group_id, None);
+        let settings = load(&[
+            ("KAFKA_GROUP_ID", "go-orders-1"),
+            ("KAFKA_START_OFFSET", "group"),
+        ])
+        .unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(settings.kafka.group_id.as_deref(), Some("go-orders-1"));
+        assert_eq!(settings.kafka.start_offset, StartOffset::Group);
+        let refused = load(&[("KAFKA_GROUP_ID", ""), ("KAFKA_START_OFFSET", "group")])
+            .err()
+            .map(|error| error.to_string())
+            .unwrap_or_default();
+        assert!(refused.contains("KAFKA_START_OFFSET"), "{refused}");
+        assert!(refused.contains("KAFKA_GROUP_ID is empty"), "{refused}");
     }
 
     #[test]

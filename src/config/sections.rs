@@ -19,6 +19,9 @@ pub enum StartOffset {
     Earliest,
     /// Only records produced after the service first started.
     Latest,
+    /// The consumer group's committed offset (`KAFKA_GROUP_ID`), or the oldest record when the
+    /// group has none: for taking over from a consumer that committed to that group.
+    Group,
 }
 
 /// How log lines are written.
@@ -47,6 +50,9 @@ pub struct KafkaSettings {
     pub readers: usize,
     /// Where a partition without a stored offset starts.
     pub start_offset: StartOffset,
+    /// The consumer group the stored offsets are mirrored to, for Kafka's tools; `None`
+    /// (`KAFKA_GROUP_ID` empty) turns the mirror off.
+    pub group_id: Option<String>,
     /// Most bytes one fetch request asks for, per partition (see `kafka::FetchPlan`).
     pub fetch_max_bytes: i32,
     /// How long the broker may hold a fetch open waiting for new records, once the partition

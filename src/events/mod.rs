@@ -6,6 +6,7 @@
 //! Per-record happenings log at DEBUG. Rejected records are also summed up in one WARN line at
 //! most every 10 s (`rejections.rs`), so a flood of hostile records cannot flood the log.
 
+mod consumer_group;
 mod dead_letters;
 mod failures;
 mod fleet;
@@ -17,6 +18,10 @@ mod service;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
+pub use consumer_group::{
+    GroupAhead, GroupCommitFailed, GroupCommitted, GroupInUse, GroupOffsetsObserved,
+    StartedFromGroup,
+};
 pub use dead_letters::{
     DeadLettersFailed, DeadLettersPublished, PartitionHalted, PublishedRejectsDeleted,
 };

@@ -29,6 +29,14 @@ pub mod names {
     pub const POSTGRES_WRITE_SECONDS: &str = "orderstore_postgres_write_seconds";
     /// High watermark minus stored offset, by `partition`.
     pub const LAG: &str = "orderstore_consumer_lag_records";
+    /// Commits of stored offsets to the consumer group `KAFKA_GROUP_ID`, by `result` (`ok`,
+    /// `failed`, `group_in_use`, `group_ahead`).
+    pub const GROUP_COMMITS: &str = "orderstore_consumer_group_commits_total";
+    /// The consumer group's committed offset, by `partition`, for the partitions read here.
+    pub const GROUP_OFFSET: &str = "orderstore_consumer_group_committed_offset";
+    /// High watermark minus the consumer group's committed offset (the lag Kafka's tools
+    /// show), by `partition`.
+    pub const GROUP_LAG: &str = "orderstore_consumer_group_lag_records";
     /// Records waiting in the channel between readers and batch writers.
     pub const CHANNEL_FILL: &str = "orderstore_channel_records";
     /// The channel's capacity.

@@ -40,6 +40,8 @@ struct StatusAnswer {
     restore: RestoreAnswer,
     ingest: IngestAnswer,
     partitions: Vec<PartitionAnswer>,
+    /// The consumer group the offsets are mirrored to, once the mirror has read it.
+    consumer_group: Option<String>,
     fleet: Vec<FleetAnswer>,
     memory: MemoryAnswer,
     rejects: RejectsAnswer,
@@ -83,6 +85,11 @@ struct PartitionAnswer {
     /// The offset of the reject the partition halted at.
     halted_at: Option<i64>,
     seconds_since_progress: Option<f64>,
+    /// The consumer group's committed offset, where this instance reads the partition and the
+    /// group has one.
+    group_committed_offset: Option<i64>,
+    /// High watermark minus the group's committed offset: the lag Kafka's tools show.
+    group_lag: Option<i64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -172,6 +179,20 @@ pub(super) async fn status_json(state: web::Data<HttpState>) -> HttpResponse {
         .into_iter()
         .map(|(partition, parts)| partition_answer(partition, parts, &halted))
         .collect();
+    let group = board.group_reading();
+    let partitions = partitions
+        .into_iter()
+        .map(|mut answer| {
+            if let Some((committed, lag)) = group
+                .as_ref()
+                .and_then(|group| group.readings.get(&answer.partition))
+            {
+                answer.group_committed_offset = Some(*committed);
+                answer.group_lag = Some(*lag);
+            }
+            answer
+        })
+        .collect();
 
     let readiness = service.readiness();
     let postgres_error = database.as_ref().err().cloned();
@@ -241,6 +262,7 @@ pub(super) async fn status_json(state: web::Data<HttpState>) -> HttpResponse {
             per_second: observed.samples.iter().map(sample_answer).collect(),
         },
         partitions,
+        consumer_group: group.map(|group| group.group),
         fleet,
         memory: MemoryAnswer {
             orders: state.memory.len(),
@@ -287,6 +309,8 @@ fn partition_answer(
             halted: halted_at.is_some(),
             halted_at,
             seconds_since_progress: Some(position.stalled.as_secs_f64()),
+            group_committed_offset: None,
+            group_lag: None,
         },
         None => PartitionAnswer {
             partition,
@@ -297,6 +321,8 @@ fn partition_answer(
             halted: halted_at.is_some(),
             halted_at,
             seconds_since_progress: None,
+            group_committed_offset: None,
+            group_lag: None,
         },
     }
 }

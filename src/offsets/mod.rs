@@ -7,4 +7,4 @@ mod committer;
 mod tracker;
 
 pub use committer::run_committer;
-pub use tracker::{OffsetToStore, OffsetTracker, PartitionPosition, StoredOffset};
+pub use tracker::{OffsetToStore, OffsetTracker, PartitionPosition, StoredOffset, StoredPartition};

@@ -116,6 +116,17 @@ pub struct PartitionPosition {
     pub stalled: std::time::Duration,
 }
 
+/// A partition's offset as stored in PostgreSQL, with its high watermark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredPartition {
+    /// The partition.
+    pub partition: i32,
+    /// The stored `next_offset`: every record below it is durable.
+    pub next_offset: i64,
+    /// The high watermark the last fetch saw.
+    pub high_watermark: i64,
+}
+
 impl OffsetTracker {
     /// An empty tracker.
     pub fn new() -> Self {
@@ -253,6 +264,25 @@ impl OffsetTracker {
         }
     }
 
+    /// Every tracked partition whose position is stored in PostgreSQL: its stored
+    /// `next_offset` and the high watermark the last fetch saw, by partition. The consumer
+    /// group mirror commits these, so the group never shows progress that is not durable.
+    pub fn stored_offsets(&self) -> Vec<StoredPartition> {
+        let mut stored: Vec<StoredPartition> = self
+            .lock()
+            .iter()
+            .filter_map(|(partition, entry)| {
+                entry.written.map(|written| StoredPartition {
+                    partition: *partition,
+                    next_offset: written.next_offset,
+                    high_watermark: entry.high_watermark,
+                })
+            })
+            .collect();
+        stored.sort_unstable_by_key(|stored| stored.partition);
+        stored
+    }
+
     /// Every tracked partition's position, by partition.
     pub fn positions(&self) -> Vec<PartitionPosition> {
         let mut positions: Vec<PartitionPosition> = self
@@ -314,6 +344,31 @@ mod tests {
         tracker.mark_stored(&[to_store(0, 30, 30)]);
         assert!(tracker.offsets_to_store().is_empty());
         assert!(tracker.is_settled(0));
+    }
+
+    #[test]
+    fn only_stored_positions_are_offered_to_the_group() {
+        let tracker = OffsetTracker::new();
+        tracker.start_partition(0, StoredOffset::at(0), None, 1);
+        tracker.start_partition(1, StoredOffset::at(5), Some(StoredOffset::at(5)), 1);
+        tracker.register_fetch(0, 0, 10, 0..10);
+        tracker.observe_high_watermark(0, 10);
+        tracker.mark_durable((0..10).map(|offset| (0, offset)));
+        // Durable but not yet stored: partition 0 is not offered; partition 1 is, at what
+        // PostgreSQL held when it started.
+        let offered = tracker.stored_offsets();
+        assert_eq!(offered.len(), 1);
+        assert_eq!((offered[0].partition, offered[0].next_offset), (1, 5));
+        tracker.mark_stored(&[to_store(0, 10, 10)]);
+        let offered = tracker.stored_offsets();
+        assert_eq!(
+            offered[0],
+            StoredPartition {
+                partition: 0,
+                next_offset: 10,
+                high_watermark: 10
+            }
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 pub mod latency;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -66,6 +66,16 @@ pub struct ObservedStatus {
     pub http: HttpFigures,
 }
 
+/// The consumer group's offsets as the mirror last read them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupReading {
+    /// The group.
+    pub group: String,
+    /// Per partition read here: the group's committed offset and the lag Kafka's tools show
+    /// (high watermark minus it).
+    pub readings: BTreeMap<i32, (i64, i64)>,
+}
+
 /// What the observer keeps between ticks.
 #[derive(Debug, Default)]
 struct Observed {
@@ -94,6 +104,9 @@ pub struct StatusBoard {
     /// The counters the totals are read from.
     pub events: Arc<Events>,
     observed: Mutex<Observed>,
+    /// The consumer group's offsets as the mirror last read them: the group, and per partition
+    /// read here its committed offset and lag (`consumer_group/mirror.rs`).
+    group: Mutex<Option<GroupReading>>,
     /// The last PostgreSQL reading: an async lock, so pages asking while one is under way
     /// wait for it instead of starting their own.
     database_reading: tokio::sync::Mutex<Option<DatabaseReading>>,
@@ -109,6 +122,7 @@ impl StatusBoard {
             dead_letter_topic,
             events,
             observed: Mutex::new(Observed::default()),
+            group: Mutex::new(None),
             database_reading: tokio::sync::Mutex::new(None),
         }
     }
@@ -163,6 +177,23 @@ impl StatusBoard {
             }
             _ => HttpFigures::default(),
         };
+    }
+
+    /// The group mirror's round: `group`'s committed offset and lag per partition read here
+    /// that the group has an offset for.
+    pub fn observe_group(&self, group: &str, readings: BTreeMap<i32, (i64, i64)>) {
+        *self.group.lock().unwrap_or_else(PoisonError::into_inner) = Some(GroupReading {
+            group: group.to_string(),
+            readings,
+        });
+    }
+
+    /// What the group mirror last read; `None` before its first round or without a group.
+    pub fn group_reading(&self) -> Option<GroupReading> {
+        self.group
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// A copy of what the observer last wrote.
