@@ -6,6 +6,7 @@ mod common;
 mod architecture;
 mod cli;
 mod compose;
+mod consumer_group;
 mod crash;
 mod dead_letters;
 mod fenced_batch;
