@@ -188,11 +188,15 @@ impl Mirror {
                         format!("partition {partition}: {}", wire::error_name(*code))
                     })
                     .collect();
+                let error = answers.join(", ");
                 self.context.events.emit(GroupCommitFailed {
                     group: self.context.client.group(),
                     n_partitions: refused.len(),
-                    error: &answers.join(", "),
+                    error: &error,
                 });
+                self.context
+                    .status
+                    .group_failed(self.context.client.group(), error);
                 return Err(RoundFailed::Failed);
             }
             if full {
@@ -208,11 +212,7 @@ impl Mirror {
     fn failed(&self, error: &GroupError, n_partitions: usize) -> RoundFailed {
         let group = self.context.client.group();
         if error.is_group_in_use() {
-            self.context.events.emit(GroupInUse {
-                group,
-                answer: &error.to_string(),
-                recheck: GROUP_IN_USE_RECHECK,
-            });
+            self.group_in_use(&error.to_string());
             return RoundFailed::GroupInUse;
         }
         self.context.events.emit(GroupCommitFailed {
@@ -220,7 +220,22 @@ impl Mirror {
             n_partitions,
             error: error as &dyn std::fmt::Display,
         });
+        self.context.status.group_failed(group, error.to_string());
         RoundFailed::Failed
+    }
+
+    /// Reports a group with members of its own, which refused the commit with `answer`.
+    fn group_in_use(&self, answer: &str) {
+        let group = self.context.client.group();
+        self.context.events.emit(GroupInUse {
+            group,
+            answer,
+            recheck: GROUP_IN_USE_RECHECK,
+        });
+        self.context.status.group_failed(
+            group,
+            format!("the group has active members of its own ({answer}); not committing to it"),
+        );
     }
 
     /// Sets the gauges and the status page from the group's offsets: per partition read here

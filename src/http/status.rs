@@ -40,8 +40,9 @@ struct StatusAnswer {
     restore: RestoreAnswer,
     ingest: IngestAnswer,
     partitions: Vec<PartitionAnswer>,
-    /// The consumer group the offsets are mirrored to, once the mirror has read it.
-    consumer_group: Option<String>,
+    /// The consumer group the offsets are mirrored to, once the mirror has run a round;
+    /// `null` without one (`KAFKA_GROUP_ID` empty) or before.
+    consumer_group: Option<GroupAnswer>,
     fleet: Vec<FleetAnswer>,
     memory: MemoryAnswer,
     rejects: RejectsAnswer,
@@ -90,6 +91,15 @@ struct PartitionAnswer {
     group_committed_offset: Option<i64>,
     /// High watermark minus the group's committed offset: the lag Kafka's tools show.
     group_lag: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+struct GroupAnswer {
+    group: String,
+    /// Whether the mirror's last round read and committed.
+    ok: bool,
+    /// Why it did not.
+    error: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -262,7 +272,11 @@ pub(super) async fn status_json(state: web::Data<HttpState>) -> HttpResponse {
             per_second: observed.samples.iter().map(sample_answer).collect(),
         },
         partitions,
-        consumer_group: group.map(|group| group.group),
+        consumer_group: group.map(|group| GroupAnswer {
+            ok: group.error.is_none(),
+            error: group.error,
+            group: group.group,
+        }),
         fleet,
         memory: MemoryAnswer {
             orders: state.memory.len(),

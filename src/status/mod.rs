@@ -74,6 +74,8 @@ pub struct GroupReading {
     /// Per partition read here: the group's committed offset and the lag Kafka's tools show
     /// (high watermark minus it).
     pub readings: BTreeMap<i32, (i64, i64)>,
+    /// Why the last round failed, when it did.
+    pub error: Option<String>,
 }
 
 /// What the observer keeps between ticks.
@@ -185,7 +187,18 @@ impl StatusBoard {
         *self.group.lock().unwrap_or_else(PoisonError::into_inner) = Some(GroupReading {
             group: group.to_string(),
             readings,
+            error: None,
         });
+    }
+
+    /// The group mirror's round failed: the last readings stay, with the reason.
+    pub fn group_failed(&self, group: &str, error: String) {
+        let mut reading = self.group.lock().unwrap_or_else(PoisonError::into_inner);
+        let reading = reading.get_or_insert_with(|| GroupReading {
+            group: group.to_string(),
+            ..GroupReading::default()
+        });
+        reading.error = Some(error);
     }
 
     /// What the group mirror last read; `None` before its first round or without a group.

@@ -220,7 +220,8 @@ async fn the_group_follows_the_stored_offsets_through_a_kill_a_restart_and_a_han
                 .iter()
                 .filter(|partition| partition["group_committed_offset"].is_i64())
                 .collect();
-            status["consumer_group"] == group.as_str()
+            status["consumer_group"]["group"] == group.as_str()
+                && status["consumer_group"]["ok"] == true
                 && !read_here.is_empty()
                 && read_here.iter().all(|partition| {
                     partition["group_lag"] == 0

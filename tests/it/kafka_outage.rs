@@ -1,5 +1,6 @@
 //! The broker unreachable for a few seconds in the middle of a stream: readers wait it out
-//! with backoff and reconnect by themselves, nothing crashes and nothing is lost.
+//! with backoff and reconnect by themselves, nothing crashes and nothing is lost; the consumer
+//! group mirror fails meanwhile, says so, and catches up by itself.
 //!
 //! The test runs its own tansu behind a TCP proxy (tansu advertises the proxy's port), and cuts
 //! the proxy: every open connection drops and new ones are refused, as in a broker outage.
@@ -43,6 +44,17 @@ async fn a_kafka_outage_is_waited_out_without_losing_orders() {
         },
     )
     .await;
+    // The consumer group mirror fails too, says so on the status page, and retries.
+    wait_for(
+        "the status page to say the group commits fail",
+        Duration::from_secs(30),
+        || async {
+            let status = http(port, "GET", "/status.json").await.json();
+            status["consumer_group"]["ok"] == false
+                && status["consumer_group"]["error"].as_str().is_some()
+        },
+    )
+    .await;
     // Kafka is gone, the service is not: reads go on.
     let answer = http(port, "GET", &format!("/orders/uid/{}", before[0].0)).await;
     assert_eq!(answer.status, 200);
@@ -64,6 +76,13 @@ async fn a_kafka_outage_is_waited_out_without_losing_orders() {
     )
     .await;
     assert_eq!(count(&db, "SELECT count(*) FROM orders").await, 1_000);
+    // The group mirror recovered by itself and holds every stored offset again.
+    wait_for(
+        "the group to hold the stored offsets again",
+        Duration::from_secs(60),
+        || group_shows_stored_offsets(port, "orderstore"),
+    )
+    .await;
     for (uid, _) in after {
         assert_eq!(
             http(port, "GET", &format!("/orders/uid/{uid}"))

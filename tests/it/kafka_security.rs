@@ -97,6 +97,13 @@ async fn ingests(kafka: &[(String, String)], n: i64, name: &str) {
         http(port, "GET", "/health/ready").await.status == 200
     })
     .await;
+    // The consumer group mirror's own connection goes through the same TLS and SASL.
+    wait_for(
+        &format!("the consumer group to hold the stored offsets ({name})"),
+        Duration::from_secs(30),
+        || group_shows_stored_offsets(port, "orderstore"),
+    )
+    .await;
     instance.terminate();
     let text = log.text();
     for secret in [PASSWORD_256, PASSWORD_512] {

@@ -270,3 +270,22 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Whether the instance on `port` says (in `/status.json`) that its consumer group mirror's
+/// last round succeeded for `group` and that the group, as read back from the broker, holds
+/// the stored offset of every partition it reads.
+pub async fn group_shows_stored_offsets(port: u16, group: &str) -> bool {
+    let status = http(port, "GET", "/status.json").await.json();
+    let partitions = status["partitions"].as_array().cloned().unwrap_or_default();
+    let read_here: Vec<&serde_json::Value> = partitions
+        .iter()
+        .filter(|partition| partition["high_watermark"].is_i64())
+        .collect();
+    status["consumer_group"]["group"] == group
+        && status["consumer_group"]["ok"] == true
+        && !read_here.is_empty()
+        && read_here.iter().all(|partition| {
+            partition["group_committed_offset"] == partition["stored_offset"]
+                && partition["group_lag"] == 0
+        })
+}
