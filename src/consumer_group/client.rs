@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 
 use super::connection::{BrokerConnection, ConnectionError};
+use super::messages;
 use super::wire;
 use crate::kafka::security::KafkaSecurity;
 
@@ -102,10 +103,10 @@ impl GroupClient {
     pub async fn committed(&self, partitions: &[i32]) -> Result<BTreeMap<i32, i64>, GroupError> {
         let (version, answer) = self
             .send(wire::OFFSET_FETCH, "OffsetFetch", |_| {
-                wire::offset_fetch(&self.group, &self.topic, partitions)
+                messages::offset_fetch(&self.group, &self.topic, partitions)
             })
             .await?;
-        let answer = wire::read_offset_fetch(version, &self.topic, &answer)
+        let answer = messages::read_offset_fetch(version, &self.topic, &answer)
             .map_err(|error| self.unreadable(error))?;
         if answer.error_code != 0 {
             return Err(self.refused("OffsetFetch", answer.error_code, None).await);
@@ -131,10 +132,10 @@ impl GroupClient {
     ) -> Result<CommitAnswers, GroupError> {
         let (version, answer) = self
             .send(wire::OFFSET_COMMIT, "OffsetCommit", |version| {
-                wire::offset_commit(version, &self.group, &self.topic, offsets, metadata)
+                messages::offset_commit(version, &self.group, &self.topic, offsets, metadata)
             })
             .await?;
-        let answers = wire::read_offset_commit(version, &self.topic, &answer)
+        let answers = messages::read_offset_commit(version, &self.topic, &answer)
             .map_err(|error| self.unreadable(error))?;
         let mut result = BTreeMap::new();
         for (partition, error_code) in answers {
@@ -223,7 +224,7 @@ impl GroupClient {
     async fn ask_for_coordinator(&self, broker: &str) -> Result<BrokerConnection, GroupError> {
         let mut connection = self.open(broker).await?;
         let version = connection.version(wire::FIND_COORDINATOR)?;
-        let body = wire::find_coordinator(&self.group);
+        let body = messages::find_coordinator(&self.group);
         let answer = tokio::time::timeout(
             REQUEST_LIMIT,
             connection.request(wire::FIND_COORDINATOR, version, &body),
@@ -234,8 +235,8 @@ impl GroupClient {
             request: "FindCoordinator",
             limit: REQUEST_LIMIT,
         })??;
-        let found =
-            wire::read_find_coordinator(&answer).map_err(|error| connection.unreadable(error))?;
+        let found = messages::read_find_coordinator(&answer)
+            .map_err(|error| connection.unreadable(error))?;
         if found.error_code != 0 {
             return Err(GroupError::Refused {
                 request: "FindCoordinator",

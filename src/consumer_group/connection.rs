@@ -14,6 +14,7 @@ use rsasl::prelude::{Mechname, SASLClient, SASLConfig};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::messages;
 use super::wire::{self, WireError};
 use crate::kafka::security::KafkaSecurity;
 
@@ -211,7 +212,7 @@ impl BrokerConnection {
     async fn learn_versions(&mut self) -> Result<(), ConnectionError> {
         let answer = self.request(wire::API_VERSIONS, 0, &[]).await?;
         let (error_code, versions) =
-            wire::read_api_versions(&answer).map_err(|error| self.unreadable(error))?;
+            messages::read_api_versions(&answer).map_err(|error| self.unreadable(error))?;
         if error_code != 0 {
             return Err(self.bad_answer(format!(
                 "ApiVersions answered {}",
@@ -234,10 +235,14 @@ impl BrokerConnection {
             reason,
         };
         let answer = self
-            .request(wire::SASL_HANDSHAKE, 1, &wire::sasl_handshake(mechanism))
+            .request(
+                wire::SASL_HANDSHAKE,
+                1,
+                &messages::sasl_handshake(mechanism),
+            )
             .await?;
         let (error_code, enabled) =
-            wire::read_sasl_handshake(&answer).map_err(|error| self.unreadable(error))?;
+            messages::read_sasl_handshake(&answer).map_err(|error| self.unreadable(error))?;
         if error_code != 0 {
             return Err(failed(
                 &self.broker,
@@ -267,12 +272,12 @@ impl BrokerConnection {
                 .step(received.as_deref(), &mut to_send)
                 .map_err(|error| failed(&self.broker, error.to_string()))?;
             if state.has_sent_message() {
-                let body = wire::sasl_authenticate(to_send.get_ref());
+                let body = messages::sasl_authenticate(to_send.get_ref());
                 let version = self.version(wire::SASL_AUTHENTICATE).unwrap_or(0);
                 let answer = self
                     .request(wire::SASL_AUTHENTICATE, version, &body)
                     .await?;
-                let answer = wire::read_sasl_authenticate(&answer)
+                let answer = messages::read_sasl_authenticate(&answer)
                     .map_err(|error| self.unreadable(error))?;
                 if answer.error_code != 0 {
                     return Err(failed(

@@ -6,12 +6,14 @@
 //!
 //! The commits are standalone, as Materialize's, RisingWave's and Flink's are: OffsetCommit
 //! with generation -1 and no member id, which Kafka accepts for a group without members,
-//! without joining it. `wire.rs` encodes the few requests this takes, `connection.rs` opens
+//! without joining it. `wire.rs` is the protocol's plain encoding and the versions spoken,
+//! `messages.rs` the few requests this takes and their answers, `connection.rs` opens
 //! a connection secured like the readers', `client.rs` finds the group's coordinator and
 //! sends the requests, and `mirror.rs` is the task that commits.
 
 mod client;
 mod connection;
+mod messages;
 mod mirror;
 pub mod wire;
 
