@@ -67,6 +67,15 @@ ensure_tls_tools() {
     command -v openssl >/dev/null 2>&1 || apt_install openssl
 }
 
+# kafka-python 3.x: a third-party Kafka client the consumer-group tests read the group with,
+# as Kafka's tools do, and commit offsets with, as another consumer would.
+ensure_kafka_python() {
+    if ! python3 -c 'import kafka' >/dev/null 2>&1; then
+        echo "installing kafka-python for the consumer-group tests" >&2
+        python3 -m pip install --quiet 'kafka-python==3.0.12'
+    fi
+}
+
 # Runs a PostgreSQL tool as the postgres user when this script runs as root.
 as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 

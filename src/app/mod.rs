@@ -4,15 +4,16 @@
 //!
 //! Start-up: wait for PostgreSQL and migrate, size memory, bind HTTP (orders are read from
 //! PostgreSQL until memory holds them), then start the batch writers, the offset committer,
-//! the sweeper, the observer, and the Kafka side (`kafka_side.rs`), which waits for the
+//! the sweeper, the observer, the consumer group mirror (with `KAFKA_GROUP_ID`, on a
+//! connection of its own), and the Kafka side (`kafka_side.rs`), which waits for the
 //! broker and then starts the writer, the readers, the dead-letter publisher, the restorer
 //! and the lease keeper. The keeper takes this instance's partitions and has the restorer
 //! load their orders: the service is ready once those are loaded. Kafka being down delays
 //! ingestion and the restore, not HTTP.
 //!
 //! Shutdown, from one token: readers stop fetching, batch writers drain the channel and write
-//! their last batches, the committer stores the final offsets, then HTTP stops and the pools
-//! close.
+//! their last batches, the committer stores the final offsets and the group mirror commits
+//! them, then HTTP stops and the pools close.
 
 use std::net::TcpListener;
 use std::sync::Arc;

@@ -1,7 +1,8 @@
 //! Kafka: rskafka clients, the readers, and the record they hand to the batch writers.
 //!
 //! rskafka has no consumer groups and no offset tracking. Each partition resumes from the
-//! offset stored in PostgreSQL (or `KAFKA_START_OFFSET` when none is). `client.rs` connects
+//! offset stored in PostgreSQL (or `KAFKA_START_OFFSET` when none is; `group` asks the
+//! consumer group through `consumer_group::GroupClient`). `client.rs` connects
 //! and creates the topic, `fetch_plan.rs` sizes each fetch, `reader.rs` runs the fetch loops,
 //! and `consumer.rs` starts the reader tasks. What else talks to Kafka (the fake-data writer,
 //! the dead-letter publisher) is started with them by `app/kafka_side.rs`.
