@@ -124,7 +124,7 @@ impl Settings {
                     ("group", StartOffset::Group),
                 ],
             ),
-            group_id: Some(reader.get("KAFKA_GROUP_ID", "orderstore"))
+            group_id: Some(reader.get_or_empty("KAFKA_GROUP_ID", "orderstore"))
                 .filter(|group| !group.is_empty()),
             fetch_max_bytes: reader.number("KAFKA_FETCH_MAX_BYTES", 4 << 20, 1024..=i32::MAX),
             fetch_max_wait: reader.duration("KAFKA_FETCH_MAX_WAIT", "500ms", false),

@@ -33,6 +33,14 @@ impl VariableReader<'_> {
         self.raw(name).unwrap_or_else(|| default.to_string())
     }
 
+    /// Like [`Self::get`], except that a variable set to the empty string is read as empty,
+    /// not as unset: for a setting whose default is on and which empty turns off.
+    pub(super) fn get_or_empty(&self, name: &str, default: &str) -> String {
+        (self.lookup)(name)
+            .map(|value| value.trim().to_string())
+            .unwrap_or_else(|| default.to_string())
+    }
+
     pub(super) fn address(&mut self, name: &str, default: SocketAddr) -> SocketAddr {
         let value = self.get(name, &default.to_string());
         value.parse().unwrap_or_else(|_| {

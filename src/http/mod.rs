@@ -20,14 +20,15 @@
 //! methods they take. With `HTTP_TLS_CERT_FILE` and `HTTP_TLS_KEY_FILE`, the server speaks HTTPS.
 //!
 //! `routes.rs` names the route of a path, `orders.rs` answers the order routes, `rejects.rs`
-//! the reject routes, `health.rs` the probes and metrics, `pages.rs` the search page, `status.rs` the status
-//! page and `/orders/latest`;
+//! the reject routes, `health.rs` the probes and metrics, `pages.rs` the search page,
+//! `status.rs` the status page, `latest.rs` `/orders/latest`;
 //! `error.rs` is every error answer ([`HttpError`](error::HttpError)); every request is
 //! reported as an [`HttpRequestServed`] event.
 
 pub mod auth;
 pub mod error;
 mod health;
+mod latest;
 mod orders;
 mod pages;
 mod routes;
@@ -133,7 +134,7 @@ pub fn build_server(
             .service(read_only("/status.json", status::status_json))
             .service(read_only("/status.js", status::status_script))
             .service(read_only("/status.css", status::status_style))
-            .service(read_only("/orders/latest", status::latest_orders))
+            .service(read_only("/orders/latest", latest::latest_orders))
             .service(read_only("/orders", orders::order_by_query))
             // `/orders/{id}` and `/orders/uid/{order_uid}`: see `orders::order_by_path`.
             .default_service(web::to(keyed_route))

@@ -1,20 +1,17 @@
 //! The status page: `GET /status` (the page, its script and style, compiled in like the
 //! search page) and `GET /status.json`, the shape `orderstore top` and scripts read
-//! (the contract: docs/watching.md, "The status page"). Also `GET /orders/latest`, the
-//! latest orders stored, which the search page lists so a newcomer has something to open.
+//! (the contract: docs/watching.md, "The status page").
 //!
 //! The JSON is put together from the observer's board (samples, positions, HTTP figures,
 //! written once a second), the live counters and state, and the PostgreSQL reading the board
 //! shares between pages for a second.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use actix_web::http::{header, StatusCode};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::Serialize;
 
-use super::error::HttpError;
 use super::pages::{mime_css, mime_javascript, static_file};
 use super::{json_answer, HttpState};
 use crate::state::StateReadiness;
@@ -23,11 +20,6 @@ use crate::status::IngestSample;
 const STATUS_PAGE: &str = include_str!("../../static/status.html");
 const STATUS_SCRIPT: &str = include_str!("../../static/status.js");
 const STATUS_STYLE: &str = include_str!("../../static/status.css");
-
-/// Orders `/orders/latest` lists unless `?limit=` says otherwise.
-const DEFAULT_LATEST_ORDERS: i64 = 10;
-/// Most orders `/orders/latest` lists.
-const MAX_LATEST_ORDERS: i64 = 100;
 
 /// The answer of `GET /status.json`.
 #[derive(Debug, Serialize)]
@@ -350,72 +342,6 @@ fn sample_answer(sample: &IngestSample) -> SampleAnswer {
     }
 }
 
-/// The answer of `GET /orders/latest`.
-#[derive(Debug, Serialize)]
-struct LatestOrdersAnswer {
-    /// Newest first.
-    orders: Vec<LatestOrderAnswer>,
-}
-
-#[derive(Debug, Serialize)]
-struct LatestOrderAnswer {
-    id: i64,
-    order_uid: String,
-    /// When PostgreSQL stored it (RFC 3339).
-    stored_at: String,
-}
-
-/// `GET /orders/latest?limit=10`: the latest orders stored for the topic, newest first
-/// (`limit` 1 to 100). Read from PostgreSQL, so every instance lists the same.
-pub(super) async fn latest_orders(
-    request: HttpRequest,
-    state: web::Data<HttpState>,
-) -> Result<HttpResponse, HttpError> {
-    let limit = latest_limit(request.query_string()).map_err(HttpError::BadRequest)?;
-    let orders = state
-        .database
-        .latest_orders(limit)
-        .await
-        .map_err(|db_error| {
-            HttpError::read_failed(
-                "latest orders",
-                &db_error,
-                "PostgreSQL is unavailable; try again",
-            )
-        })?;
-    let answer = LatestOrdersAnswer {
-        orders: orders
-            .into_iter()
-            .map(|order| LatestOrderAnswer {
-                id: order.id,
-                order_uid: order.order_uid,
-                stored_at: order
-                    .stored_at
-                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            })
-            .collect(),
-    };
-    Ok(json_answer(StatusCode::OK, &answer))
-}
-
-/// `?limit=` of `/orders/latest`; no other parameter is known.
-fn latest_limit(query: &str) -> Result<i64, Cow<'static, str>> {
-    let mut limit = DEFAULT_LATEST_ORDERS;
-    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
-        match pair.split_once('=') {
-            Some(("limit", value)) => {
-                limit = value
-                    .parse()
-                    .ok()
-                    .filter(|limit| (1..=MAX_LATEST_ORDERS).contains(limit))
-                    .ok_or(Cow::Borrowed("limit must be a number from 1 to 100"))?;
-            }
-            _ => return Err(Cow::Borrowed("the only parameter is limit")),
-        }
-    }
-    Ok(limit)
-}
-
 pub(super) async fn status_page() -> HttpResponse {
     static_file(header::ContentType::html(), STATUS_PAGE)
 }
@@ -426,19 +352,4 @@ pub(super) async fn status_script() -> HttpResponse {
 
 pub(super) async fn status_style() -> HttpResponse {
     static_file(header::ContentType(mime_css()), STATUS_STYLE)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn latest_limit_takes_one_to_a_hundred() {
-        assert_eq!(latest_limit(""), Ok(10));
-        assert_eq!(latest_limit("limit=3"), Ok(3));
-        assert_eq!(latest_limit("limit=100"), Ok(100));
-        for bad in ["limit=0", "limit=101", "limit=x", "other=1"] {
-            assert!(latest_limit(bad).is_err(), "{bad}");
-        }
-    }
 }
