@@ -3,7 +3,8 @@
 //! rskafka has no consumer groups and no offset tracking. Each partition resumes from the
 //! offset stored in PostgreSQL (or `KAFKA_START_OFFSET` when none is; `group` asks the
 //! consumer group through `consumer_group::GroupClient`). `client.rs` connects
-//! and creates the topic, `fetch_plan.rs` sizes each fetch, `reader.rs` runs the fetch loops,
+//! and creates the topic, `fetch_plan.rs` sizes each fetch, `reader.rs` runs the fetch loops, `start.rs` finds where a partition without a stored
+//! offset starts,
 //! and `consumer.rs` starts the reader tasks. What else talks to Kafka (the fake-data writer,
 //! the dead-letter publisher) is started with them by `app/kafka_side.rs`.
 
@@ -12,6 +13,7 @@ mod consumer;
 mod fetch_plan;
 mod reader;
 pub mod security;
+mod start;
 
 pub use client::{connect, ensure_topic};
 pub use consumer::{start_readers, Readers};
