@@ -17,7 +17,7 @@ fn order(id: i64, json: &Bytes) -> ServedOrder {
         order_uid: format!("{id:016x}b563feb7b2b84b6test").into(),
         partition: (id % 8) as i32,
         created_micros: 1_700_000_000_000_000 + (id * 7919) % 1_000_000_000,
-        json: json.clone(),
+        json: json.clone().into(),
     }
 }
 

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::retry_described;
-use crate::config::Settings;
+use crate::config::{MemoryCompression, Settings};
 use crate::events::{Events, PartitionsLoaded, PartitionsUnloaded};
 use crate::store::memory::MemoryStore;
 use crate::store::postgres::{Database, DbError};
@@ -43,6 +43,8 @@ pub struct RestoreLimits {
     pub max_age: Option<Duration>,
     /// Connections read at once.
     pub parallelism: usize,
+    /// `MEMORY_COMPRESSION`: how the store [`sized_memory`] makes keeps the orders.
+    pub compression: MemoryCompression,
 }
 
 impl RestoreLimits {
@@ -56,6 +58,7 @@ impl RestoreLimits {
             parallelism: std::thread::available_parallelism()
                 .map_or(2, usize::from)
                 .min(settings.database.pool_size),
+            compression: settings.memory.compression,
         }
     }
 
@@ -92,8 +95,15 @@ pub async fn sized_memory(
     limits: RestoreLimits,
     database: &Database,
 ) -> Result<Arc<MemoryStore>, DbError> {
+    let store = |n_orders| {
+        let store = MemoryStore::with_capacity(n_orders);
+        match limits.compression {
+            MemoryCompression::None => store,
+            MemoryCompression::Zstd => store.compressed(),
+        }
+    };
     if !limits.enabled {
-        return Ok(Arc::new(MemoryStore::new()));
+        return Ok(Arc::new(store(0)));
     }
     let n_orders = match database.estimate_orders().await? {
         Some(estimate) => estimate.min(limits.orders_limit),
@@ -104,7 +114,7 @@ pub async fn sized_memory(
                 .n_orders
         }
     };
-    Ok(Arc::new(MemoryStore::with_capacity(n_orders)))
+    Ok(Arc::new(store(n_orders)))
 }
 
 /// What the restorer needs.

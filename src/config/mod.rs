@@ -26,7 +26,8 @@ use variables::VariableReader;
 pub use crate::secret::Secret;
 pub use sections::{
     DatabaseSettings, FleetSettings, HttpSettings, HttpsConfig, IngestSettings, KafkaSettings,
-    LogFormat, LogSettings, MemorySettings, RejectsSettings, StartOffset, WriterSettings,
+    LogFormat, LogSettings, MemoryCompression, MemorySettings, RejectsSettings, StartOffset,
+    WriterSettings,
 };
 
 /// Every setting of the service, by the part of it that reads them. See `.env` for the
@@ -177,6 +178,14 @@ impl Settings {
             max_age: Some(reader.duration("MEMORY_MAX_AGE", "30days", true))
                 .filter(|age| !age.is_zero()),
             sweep_interval: reader.duration("SWEEP_INTERVAL", "10s", false),
+            compression: reader.choice(
+                "MEMORY_COMPRESSION",
+                "none",
+                &[
+                    ("none", MemoryCompression::None),
+                    ("zstd", MemoryCompression::Zstd),
+                ],
+            ),
         };
         let fleet = FleetSettings {
             instance_id: reader.instance_id(),

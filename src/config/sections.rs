@@ -163,6 +163,17 @@ pub struct MemorySettings {
     pub max_age: Option<Duration>,
     /// How often the sweeper runs.
     pub sweep_interval: Duration,
+    /// How memory keeps each order's JSON.
+    pub compression: MemoryCompression,
+}
+
+/// `MEMORY_COMPRESSION`: how memory keeps each order's JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryCompression {
+    /// As served.
+    None,
+    /// zstd frames with a dictionary trained on the orders (`store/compression.rs`).
+    Zstd,
 }
 
 /// The HTTP server (`HTTP_*`).

@@ -9,7 +9,6 @@ use super::error::HttpError;
 use super::routes::{ORDER_BY_ID, ORDER_BY_UID};
 use super::{is_reading, mime_json, no_such_route, HttpState, NO_SNIFF};
 use crate::order::is_order_uid;
-use crate::store::ServedOrder;
 
 /// An order looked up by one of its keys.
 #[derive(Debug, Clone, Copy)]
@@ -120,14 +119,24 @@ async fn answer(state: &HttpState, key: OrderKey<'_>) -> Result<HttpResponse, Ht
         OrderKey::Uid(uid) => state.memory.get_by_uid(uid),
     };
     if let Some(order) = in_memory {
-        return Ok(order_response(&order));
+        if let Some(json) = order.json.to_bytes() {
+            return Ok(order_response(order.id, json));
+        }
     }
+    // Not in memory, or (only if memory were corrupted) a frame that does not decompress: the
+    // order is read from PostgreSQL.
     let stored = match key {
         OrderKey::Id(id) => state.database.order_by_id(id).await,
         OrderKey::Uid(uid) => state.database.order_by_uid(uid).await,
     };
     match stored {
-        Ok(Some(order)) => Ok(order_response(&order)),
+        Ok(Some(order)) => match order.json.to_bytes() {
+            Some(json) => Ok(order_response(order.id, json)),
+            // PostgreSQL's orders are read plain (only memory compresses), so this cannot be.
+            None => Err(HttpError::Unavailable(Cow::Borrowed(
+                "the order could not be read; try again",
+            ))),
+        },
         Ok(None) => Err(HttpError::NotFound(Cow::Owned(match key {
             OrderKey::Id(id) => format!("no order with id {id}"),
             OrderKey::Uid(uid) => format!("no order with order_uid {uid}"),
@@ -140,12 +149,12 @@ async fn answer(state: &HttpState, key: OrderKey<'_>) -> Result<HttpResponse, Ht
     }
 }
 
-fn order_response(order: &ServedOrder) -> HttpResponse {
+fn order_response(id: i64, json: bytes::Bytes) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(mime_json())
         .insert_header(NO_SNIFF)
-        .insert_header(("X-Order-Id", order.id))
-        .body(order.json.clone())
+        .insert_header(("X-Order-Id", id))
+        .body(json)
 }
 
 /// An id is a positive decimal integer that fits in `i64`, written without sign or leading

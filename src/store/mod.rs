@@ -1,8 +1,11 @@
-//! Where orders live: in memory for fast reads, in PostgreSQL for durability, and the
-//! [`ServedOrder`] that both hold and HTTP serves.
+//! Where orders live: in memory for fast reads (compressed with `MEMORY_COMPRESSION=zstd`),
+//! in PostgreSQL for durability, and the [`ServedOrder`] that both hold and HTTP serves.
 
+pub mod compression;
 pub mod memory;
 pub mod postgres;
+
+pub use compression::OrderJson;
 
 use std::sync::Arc;
 
@@ -22,8 +25,9 @@ pub struct ServedOrder {
     pub partition: i32,
     /// `date_created`, in microseconds since the Unix epoch; the sweeper's age.
     pub created_micros: i64,
-    /// The order in its served form (see [`crate::order::served_json`]).
-    pub json: Bytes,
+    /// The order in its served form (see [`crate::order::served_json`]), plain or, in memory
+    /// with `MEMORY_COMPRESSION=zstd`, compressed.
+    pub json: OrderJson,
 }
 
 impl ServedOrder {
@@ -40,7 +44,7 @@ impl ServedOrder {
             order_uid: order_uid.into(),
             partition,
             created_micros: date_created.timestamp_micros(),
-            json,
+            json: OrderJson::Plain(json),
         }
     }
 }

@@ -194,6 +194,18 @@ async fn run_orderstore(
     settings.memory.restore = false;
     settings.http.addr = "127.0.0.1:0".parse()?;
     settings.kafka.start_offset = orderstore::config::StartOffset::Earliest;
+    // Each round reads the topic from the start into a fresh database: a group of its own, so
+    // the consumer group mirror commits as a first run would (an earlier round's group is
+    // ahead, and would be left alone).
+    let database_name = settings
+        .database
+        .url
+        .get_dbname()
+        .unwrap_or("bench")
+        .to_string();
+    if let Some(group) = &mut settings.kafka.group_id {
+        group.push_str(&format!("-{database_name}"));
+    }
     let checker = connect(&settings.database.url).await?;
     let shutdown = CancellationToken::new();
     let phase = Phase::start(admin).await?;

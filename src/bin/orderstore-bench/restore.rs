@@ -38,6 +38,7 @@ pub async fn restore(mut settings: Settings, database: &str) -> anyhow::Result<(
     restore_partitions(limits, &pool, &memory, None).await?;
     let seconds = started.elapsed().as_secs_f64();
     let json_bytes: usize = memory.json_bytes();
+    let held_bytes: usize = memory.held_json_bytes();
     let resident = resident_bytes().saturating_sub(resident_before);
     println!(
         "restore benchmark: {} orders in memory of {n_orders} stored",
@@ -53,6 +54,11 @@ pub async fn restore(mut settings: Settings, database: &str) -> anyhow::Result<(
     println!(
         "| JSON served, per order | {:.0} bytes |",
         json_bytes as f64 / memory.len() as f64
+    );
+    println!(
+        "| JSON held ({:?}), per order | {:.0} bytes |",
+        limits.compression,
+        held_bytes as f64 / memory.len() as f64
     );
     println!(
         "| resident memory added, per order | {:.0} bytes |",
