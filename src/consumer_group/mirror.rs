@@ -174,11 +174,7 @@ impl Mirror {
                 .iter()
                 .find(|(_, code)| wire::is_group_in_use(*code))
             {
-                self.context.events.emit(GroupInUse {
-                    group: self.context.client.group(),
-                    answer: &wire::error_name(*code),
-                    recheck: GROUP_IN_USE_RECHECK,
-                });
+                self.group_in_use(&wire::error_name(*code));
                 return Err(RoundFailed::GroupInUse);
             }
             if !refused.is_empty() {

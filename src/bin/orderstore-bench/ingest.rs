@@ -15,7 +15,7 @@ use rskafka::client::partition::{PartitionClient, UnknownTopicHandling};
 use tokio_util::sync::CancellationToken;
 
 use crate::ceiling::{copy_orders, parse_documents};
-use crate::measure::{connect, create_database, settle, Phase};
+use crate::measure::{connect, create_database, settle, Phase, PhaseCost};
 use crate::Document;
 
 /// A topic of generated orders, filled before anything reads it.
@@ -143,8 +143,8 @@ pub async fn ingest(
         let mut app_settings = settings.clone();
         app_settings.database.url = create_database(&admin, &name).await?;
         let label = format!("(c) orderstore, round {round}");
-        let seconds = run_orderstore(app_settings, &run, n_orders, &admin_client, &label).await?;
-        orderstore_seconds = orderstore_seconds.min(seconds);
+        let cost = run_orderstore(app_settings, &run, n_orders, 0, &admin_client, &label).await?;
+        orderstore_seconds = orderstore_seconds.min(cost.seconds);
         previous = Some(name);
     }
     settle(&admin_client, previous).await?;
@@ -181,16 +181,18 @@ pub async fn ingest(
     Ok(())
 }
 
-/// Runs orderstore on the benchmark's topic from offset 0, into the empty database of
-/// `settings`, until the offsets it stored cover all `n_orders`, and returns the seconds that
-/// took; then stops it and checks that every order was stored once.
-async fn run_orderstore(
+/// Runs orderstore on the benchmark's topic from offset 0, into the database of `settings`
+/// (which holds `already_stored` orders and no offsets), until the offsets it stored cover all
+/// `n_orders`, and returns what that took; then stops it and checks that every order was
+/// stored once.
+pub async fn run_orderstore(
     mut settings: Settings,
     topic: &str,
     n_orders: u64,
+    already_stored: i64,
     admin: &tokio_postgres::Client,
     label: &str,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<PhaseCost> {
     settings.memory.restore = false;
     settings.http.addr = "127.0.0.1:0".parse()?;
     settings.kafka.start_offset = orderstore::config::StartOffset::Earliest;
@@ -235,7 +237,7 @@ async fn run_orderstore(
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let seconds = phase.report(label, admin, n_orders).await?;
+    let cost = phase.report_cost(label, admin, n_orders).await?;
     let at = |time: Option<f64>| time.map_or("-".into(), |time| format!("{time:.2} s"));
     eprintln!(
         "    built at {built:.2} s, first order in memory at {}, all at {}",
@@ -248,15 +250,18 @@ async fn run_orderstore(
         .query_one("SELECT count(*) FROM orders", &[])
         .await?
         .get(0);
-    if stored as u64 != n_orders {
-        bail!("orderstore stored {stored} of {n_orders} orders");
+    if stored - already_stored != n_orders as i64 {
+        bail!(
+            "orderstore stored {} of {n_orders} orders",
+            stored - already_stored
+        );
     }
-    Ok(seconds)
+    Ok(cost)
 }
 
 /// Every record of the topic, fetched by `n_readers` tasks with the fetch sizes and waits of
 /// orderstore's readers.
-async fn fetch_all(
+pub async fn fetch_all(
     client: &rskafka::client::Client,
     topic: &str,
     partitions: &[i32],

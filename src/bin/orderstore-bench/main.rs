@@ -35,6 +35,10 @@ mod instances;
 mod measure;
 mod poll;
 mod restore;
+mod scale;
+mod scale_plot;
+mod scale_serve;
+mod scale_store;
 mod stream;
 
 use clap::{Parser, Subcommand};
@@ -98,6 +102,26 @@ enum Command {
         #[arg(long)]
         database: String,
     },
+    /// Scale benchmark: the store grown to each size, and ingest, restore, HTTP and bytes per
+    /// order measured at each.
+    Scale {
+        /// Orders stored at each step, ascending.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "1000000,3000000,10000000"
+        )]
+        sizes: Vec<u64>,
+        /// Orders ingested from Kafka at each size.
+        #[arg(long, default_value_t = 200_000)]
+        batch: u64,
+        /// Orders in memory (the newest) for the restore and HTTP.
+        #[arg(long, default_value_t = 1_000_000)]
+        in_memory: u64,
+        /// Where the table (scale.md) and the chart (scale.svg) go.
+        #[arg(long, default_value = "docs/scale")]
+        out: std::path::PathBuf,
+    },
     /// Freshness benchmark against a running orderstore that reads KAFKA_TOPIC.
     Freshness {
         /// Its HTTP address, host:port.
@@ -147,6 +171,20 @@ async fn main() -> anyhow::Result<()> {
             uids,
         } => fill::fill(&settings, orders, &database, uids.as_deref()).await,
         Command::Restore { database } => restore::restore(settings, &database).await,
+        Command::Scale {
+            sizes,
+            batch,
+            in_memory,
+            out,
+        } => {
+            let run = scale::ScaleRun {
+                sizes,
+                batch,
+                in_memory,
+                out,
+            };
+            scale::scale(settings, run).await
+        }
         Command::Freshness {
             http,
             rate,

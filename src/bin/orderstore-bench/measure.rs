@@ -79,20 +79,42 @@ impl Phase {
         admin: &tokio_postgres::Client,
         n_orders: u64,
     ) -> anyhow::Result<f64> {
+        Ok(self.report_cost(label, admin, n_orders).await?.seconds)
+    }
+
+    /// [`Self::report`], returning the seconds and the WAL bytes per order.
+    pub async fn report_cost(
+        self,
+        label: &str,
+        admin: &tokio_postgres::Client,
+        n_orders: u64,
+    ) -> anyhow::Result<PhaseCost> {
         let seconds = self.started.elapsed().as_secs_f64();
         let now = usage();
         let wal = wal_position(admin).await? - self.wal;
         let n_orders = n_orders as f64;
+        let wal_per_order = wal as f64 / n_orders;
         eprintln!(
             "{label}: {seconds:.2} s, machine busy {:.2} cpu-s, of which this process {:.2} \
-             cpu-s and {:.2} page faults per order; WAL {:.0} bytes per order",
+             cpu-s and {:.2} page faults per order; WAL {wal_per_order:.0} bytes per order",
             now.machine - self.usage.machine,
             now.own - self.usage.own,
             (now.own_faults - self.usage.own_faults) / n_orders,
-            wal as f64 / n_orders
         );
-        Ok(seconds)
+        Ok(PhaseCost {
+            seconds,
+            wal_per_order,
+        })
     }
+}
+
+/// What a phase cost.
+#[derive(Debug, Clone, Copy)]
+pub struct PhaseCost {
+    /// Its seconds.
+    pub seconds: f64,
+    /// WAL written, per order.
+    pub wal_per_order: f64,
 }
 
 /// PostgreSQL's current WAL position in bytes.
