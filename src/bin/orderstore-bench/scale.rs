@@ -131,6 +131,7 @@ pub async fn scale(mut settings: Settings, run: ScaleRun) -> anyhow::Result<()> 
             at.restore_all = Some(scale_serve::restore(&name, size, "none")?);
         }
         at.http = scale_serve::http(&settings, &database, run.in_memory, &work).await?;
+        remove_batch(&database).await?;
         eprintln!("{at:?}");
         figures.push(at);
     }

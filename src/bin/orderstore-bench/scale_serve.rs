@@ -124,6 +124,8 @@ pub async fn http(
         .env("MEMORY_ORDERS_LIMIT", in_memory.to_string())
         .env("MEMORY_MAX_AGE", "0")
         .env("KAFKA_GROUP_ID", "")
+        // Serving only: nothing of the topic is read (its batch was measured and removed).
+        .env("KAFKA_START_OFFSET", "latest")
         .env("LOG_LEVEL", "warn")
         .stdout(Stdio::null())
         .spawn()
@@ -153,7 +155,11 @@ pub async fn http(
         })
     }
     .await;
-    let _ = service.kill();
+    // SIGTERM: an orderly stop releases the leases, so the next size's ingest need not wait
+    // for them to expire.
+    let _ = Command::new("kill")
+        .args(["-TERM", &service.id().to_string()])
+        .status();
     let _ = service.wait();
     figures
 }

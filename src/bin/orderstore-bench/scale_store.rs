@@ -58,9 +58,8 @@ pub async fn remove_batch(database: &tokio_postgres::Config) -> anyhow::Result<(
             &[&FILL_OFFSET],
         )
         .await?;
-    client
-        .batch_execute("DELETE FROM kafka_offsets; VACUUM ANALYZE orders")
-        .await?;
+    client.batch_execute("DELETE FROM kafka_offsets").await?;
+    client.batch_execute("VACUUM ANALYZE orders").await?;
     Ok(())
 }
 
@@ -124,9 +123,10 @@ pub async fn minimal_copy(
             "CREATE TABLE IF NOT EXISTS minimal_orders (id bigint NOT NULL, \
              order_uid text NOT NULL, body jsonb NOT NULL); \
              CREATE UNIQUE INDEX IF NOT EXISTS minimal_orders_uid ON minimal_orders (order_uid); \
-             TRUNCATE minimal_orders; CHECKPOINT",
+             TRUNCATE minimal_orders",
         )
         .await?;
+    client.batch_execute("CHECKPOINT").await?;
     let parsed: Vec<(String, &[u8])> = documents
         .iter()
         .map(|document| {
