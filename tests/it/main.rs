@@ -6,6 +6,7 @@ mod common;
 mod architecture;
 mod cli;
 mod compose;
+mod compression;
 mod consumer_group;
 mod crash;
 mod dead_letters;

@@ -95,8 +95,8 @@ pub async fn http(
     let hits: Vec<i64> = newest.iter().map(|row| row.get(0)).step_by(10).collect();
     let misses: Vec<i64> = client
         .query(
-            "SELECT id FROM orders WHERE id NOT IN (SELECT id FROM orders \
-             ORDER BY date_created DESC LIMIT $1) ORDER BY random() LIMIT 100000",
+            "SELECT id FROM (SELECT id FROM orders ORDER BY date_created DESC OFFSET $1) older \
+             ORDER BY random() LIMIT 100000",
             &[&(in_memory as i64)],
         )
         .await?
