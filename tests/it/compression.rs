@@ -55,10 +55,14 @@ async fn compressed_memory_serves_every_order_as_stored_before_and_after_a_resta
     } = TestBed::new(2).await;
     produce_spread(&partitions, &valid_orders(N_ORDERS)).await;
     let app = RunningApp::start(settings(&database, &topic, &compressed)).await;
-    wait_for("the orders to be stored", Duration::from_secs(60), || async {
-        count_if_exists(&db, "SELECT count(*) FROM orders").await == N_ORDERS as i64
-            && app.memory().len() == N_ORDERS
-    })
+    wait_for(
+        "the orders to be stored",
+        Duration::from_secs(60),
+        || async {
+            count_if_exists(&db, "SELECT count(*) FROM orders").await == N_ORDERS as i64
+                && app.memory().len() == N_ORDERS
+        },
+    )
     .await;
     served_as_stored(&app, &db).await;
     app.stop().await;

@@ -140,3 +140,50 @@ async fn a_start_does_not_wait_on_writers_when_nothing_changes() {
         .await
         .unwrap_or_else(|error| panic!("{error}"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_are_compressed_in_the_table_with_lz4() {
+    let (app, db, orders) = app_with_stored_orders(200, &[]).await;
+    let lz4: bool = db
+        .query_one(
+            "SELECT 'lz4' = ANY (enumvals) FROM pg_settings \
+             WHERE name = 'default_toast_compression'",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|error| panic!("{error}"))
+        .get(0);
+    assert!(
+        lz4,
+        "this PostgreSQL was built without lz4, which migration 9 needs to compress orders"
+    );
+    // Every generated order's row is above TOAST's 2 KB target with both forms, so at least
+    // its largest value is compressed in place, with lz4 and never pglz.
+    let row = db
+        .query_one(
+            "SELECT count(*) FILTER (WHERE pg_column_compression(body) = 'lz4' \
+                                       OR pg_column_compression(body_text) = 'lz4'), \
+                    count(*) FILTER (WHERE pg_column_compression(body) = 'pglz' \
+                                       OR pg_column_compression(body_text) = 'pglz'), \
+                    count(*) \
+             FROM orders",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    let (compressed, pglz, all): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!(all, orders.len() as i64);
+    assert_eq!(pglz, 0);
+    assert_eq!(
+        compressed, all,
+        "{compressed} of {all} rows compressed with lz4"
+    );
+    // And they read back as they were written.
+    let same: bool = db
+        .query_one("SELECT bool_and(body_text = body::text) FROM orders", &[])
+        .await
+        .unwrap_or_else(|error| panic!("{error}"))
+        .get(0);
+    assert!(same);
+    app.stop().await;
+}
