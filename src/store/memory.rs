@@ -110,7 +110,8 @@ impl MemoryStore {
     }
 
     /// Compresses the orders taken plain before the first dictionary was trained (a few
-    /// thousand), replacing each in both maps.
+    /// thousand), replacing each in both maps. A batch another writer inserts plain while this
+    /// scan runs stays plain: it is served the same, and is at most one batch.
     fn compress_plain_orders(&self) {
         let Some(compressor) = &self.compressor else {
             return;
