@@ -83,6 +83,11 @@ const KAFKA_OFFSETS_WRITERS: &[(&str, &str)] = &[
         "src/store/postgres/schema.rs",
         "migrations, which fill a new column from the stored rows before any task starts",
     ),
+    (
+        "src/bin/orderstore-bench/scale_store.rs",
+        "the scale benchmark, which empties its own database's offsets between two runs of \
+         orderstore on it, while none runs",
+    ),
 ];
 
 /// The crate modules the fake-data writer may use: it builds orders and produces them to Kafka,
