@@ -234,6 +234,7 @@ fn render_partitions(status: &Status, area: Rect, buffer: &mut Buffer) {
         "stored offset",
         "high watermark",
         "lag",
+        "group lag",
         "state",
         "since progress",
     ])
@@ -253,6 +254,7 @@ fn render_partitions(status: &Status, area: Rect, buffer: &mut Buffer) {
             Cell::from(or_dash(partition.stored_offset)),
             Cell::from(or_dash(partition.high_watermark)),
             Cell::from(or_dash(partition.lag)),
+            Cell::from(or_dash(partition.group_lag)),
             state,
             Cell::from(
                 partition
@@ -266,6 +268,7 @@ fn render_partitions(status: &Status, area: Rect, buffer: &mut Buffer) {
         Constraint::Fill(2),
         Constraint::Length(14),
         Constraint::Length(14),
+        Constraint::Length(10),
         Constraint::Length(10),
         Constraint::Length(8),
         Constraint::Length(14),
@@ -447,7 +450,7 @@ mod tests {
     }
 
     #[test]
-    fn each_partition_row_shows_owner_offsets_lag_state_and_progress() {
+    fn each_partition_row_shows_owner_offsets_lag_group_lag_state_and_progress() {
         let screen = screen_text(&sample_view(), 120, 40);
         // The words of each row, without the table's borders.
         let rows: Vec<String> = screen
@@ -465,9 +468,9 @@ mod tests {
                 .unwrap_or_else(|| panic!("no row of partition {partition:?}:\n{screen}"))
                 .as_str()
         };
-        assert_eq!(row_of("0 "), "0 orderstore-1 120 120 0 running 1.5 s");
-        assert_eq!(row_of("1 "), "1 orderstore-2 77 342 265 HALTED 61.0 s");
-        assert_eq!(row_of("2 "), "2 - - - - running -");
+        assert_eq!(row_of("0 "), "0 orderstore-1 120 120 0 2 running 1.5 s");
+        assert_eq!(row_of("1 "), "1 orderstore-2 77 342 265 - HALTED 61.0 s");
+        assert_eq!(row_of("2 "), "2 - - - - - running -");
     }
 
     #[test]

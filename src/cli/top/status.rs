@@ -113,10 +113,14 @@ pub struct PartitionStatus {
     /// True when a record stopped the partition until an operator acts.
     #[serde(deserialize_with = "null_as_default")]
     pub halted: bool,
-    /// When it halted, as the server wrote it.
-    pub halted_at: Option<String>,
+    /// The offset of the rejected record it halted at (a number, as the server writes it).
+    pub halted_at: Option<i64>,
     /// Seconds since the partition last stored a record.
     pub seconds_since_progress: Option<f64>,
+    /// The consumer group's committed offset, where the instance asked reads the partition.
+    pub group_committed_offset: Option<i64>,
+    /// High watermark minus the group's committed offset: the lag Kafka's tools show.
+    pub group_lag: Option<i64>,
 }
 
 /// A live instance of the fleet.
