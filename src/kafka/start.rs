@@ -36,8 +36,7 @@ pub(super) async fn start_position(
     let group = match (context.start_offset, &context.group) {
         (StartOffset::Earliest, _) => return Ok(StoredOffset::at(earliest)),
         (StartOffset::Latest, _) => {
-            let (_, high_watermark) = client.fetch_records(earliest, 1..2, 0).await?;
-            return Ok(StoredOffset::at(high_watermark));
+            return Ok(StoredOffset::at(high_watermark(client, earliest).await?));
         }
         // Settings refuse `group` without a group id, so this is the earliest by default.
         (StartOffset::Group, None) => return Ok(StoredOffset::at(earliest)),
@@ -48,8 +47,8 @@ pub(super) async fn start_position(
         .await?
         .get(&partition)
         .copied();
-    let (_, high_watermark) = client.fetch_records(earliest, 1..2, 0).await?;
-    let start = match committed.filter(|offset| (earliest..=high_watermark).contains(offset)) {
+    let end = high_watermark(client, earliest).await?;
+    let start = match committed.filter(|offset| (earliest..=end).contains(offset)) {
         Some(offset) => StoredOffset {
             next_offset: offset,
             fetch_from: fetch_start_for(client, offset, earliest).await?,
@@ -63,6 +62,12 @@ pub(super) async fn start_position(
         offset: start.next_offset,
     });
     Ok(start)
+}
+
+/// The partition's high watermark, from a fetch response (see [`start_position`]).
+async fn high_watermark(client: &PartitionClient, earliest: i64) -> Result<i64, KafkaError> {
+    let (_, high_watermark) = client.fetch_records(earliest, 1..2, 0).await?;
+    Ok(high_watermark)
 }
 
 /// A fetch start from which reading brings the record at `target` and every one after it.

@@ -213,21 +213,7 @@ async fn the_group_follows_the_stored_offsets_through_a_kill_a_restart_and_a_han
     wait_for(
         "the status JSON to show the group's offsets with no lag",
         Duration::from_secs(15),
-        || async {
-            let status = http(port_b, "GET", "/status.json").await.json();
-            let partitions = status["partitions"].as_array().cloned().unwrap_or_default();
-            let read_here: Vec<&serde_json::Value> = partitions
-                .iter()
-                .filter(|partition| partition["group_committed_offset"].is_i64())
-                .collect();
-            status["consumer_group"]["group"] == group.as_str()
-                && status["consumer_group"]["ok"] == true
-                && !read_here.is_empty()
-                && read_here.iter().all(|partition| {
-                    partition["group_lag"] == 0
-                        && partition["group_committed_offset"] == partition["stored_offset"]
-                })
-        },
+        || group_shows_stored_offsets(port_b, &group),
     )
     .await;
     let metrics = String::from_utf8_lossy(&http(port_b, "GET", "/metrics").await.body).into_owned();

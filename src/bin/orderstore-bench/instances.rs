@@ -50,9 +50,7 @@ impl Fleet {
         for index in 1..=n_instances {
             let id = format!("bench-{index}");
             let log = File::create(logs.join(format!("{id}.log")))?;
-            let http_port = std::net::TcpListener::bind("127.0.0.1:0")?
-                .local_addr()?
-                .port();
+            let http_port = free_port()?;
             let process = Command::new(binary)
                 .envs(environment.iter().map(|(name, value)| (name, value)))
                 .env("HTTP_ADDR", format!("127.0.0.1:{http_port}"))
@@ -146,4 +144,11 @@ pub fn connection_string(config: &tokio_postgres::Config) -> String {
         parts.push(format!("dbname={}", quote(dbname)));
     }
     parts.join(" ")
+}
+
+/// A port free on the loopback now, for an instance's HTTP.
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }

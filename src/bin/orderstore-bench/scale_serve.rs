@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use orderstore::config::Settings;
 
-use crate::instances::connection_string;
+use crate::instances::{connection_string, free_port};
 use crate::measure::connect;
 use crate::poll::HttpPool;
 
@@ -174,12 +174,6 @@ async fn wait_ready(address: &str) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     bail!("orderstore was not ready within 10 minutes")
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 /// oha at `rate` requests/s for 10 s over the URLs of `file` (100 connections, latency
