@@ -78,6 +78,22 @@ async fn an_older_database_gets_body_text_filled_and_required() {
         .unwrap_or_else(|error| panic!("cannot read the column: {error}"))
         .get(0);
     assert_eq!(nullable, "NO", "body_text is required after the migration");
+    // The restore plans on (date_created, id) alone: the older index on date_created is gone.
+    let indexes: Vec<String> = db
+        .query(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = 'orders' \
+             AND indexdef LIKE '%date_created%'",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|error| panic!("cannot read the indexes: {error}"))
+        .into_iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(
+        indexes,
+        ["CREATE INDEX orders_date_created_id_idx ON public.orders USING btree (date_created, id)"]
+    );
     let encoding: String = db
         .query_one("SELECT raw_encoding FROM rejected_records", &[])
         .await

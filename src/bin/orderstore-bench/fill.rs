@@ -8,10 +8,11 @@ use orderstore::config::Settings;
 
 use crate::ceiling::{copy_orders, parse_documents};
 use crate::measure::{connect, create_database, settle};
+use crate::scale_store::GrownDates;
 use crate::Document;
 
-/// Creates `database` and fills it with `n_orders` generated orders; writes their uids, in id
-/// order, to `uids_path`.
+/// Creates `database` and fills it with `n_orders` generated orders, created over time as
+/// [`GrownDates`] says; writes their uids, in id order, to `uids_path`.
 pub async fn fill(
     settings: &Settings,
     n_orders: u64,
@@ -21,12 +22,12 @@ pub async fn fill(
     let config = create_database(&settings.database.url, database).await?;
     let started = Instant::now();
     let mut rng = rand::rng();
-    let now = chrono::Utc::now();
+    let dates = GrownDates::new(chrono::Utc::now(), n_orders);
     let documents: Vec<Document> = (0..n_orders)
         .map(|index| Document {
             partition: 0,
             offset: index as i64,
-            value: orderstore::fake_data::random_order_json(&mut rng, now).1,
+            value: orderstore::fake_data::random_order_json(&mut rng, dates.latest_for(index)).1,
         })
         .collect();
     copy_orders(

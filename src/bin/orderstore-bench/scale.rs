@@ -25,7 +25,7 @@ use crate::ingest::{fetch_all, fill_topic, run_orderstore, Backlog};
 use crate::measure::{connect, create_database, settle, Phase};
 use crate::scale_plot::{svg, Panel, Series};
 use crate::scale_serve::{self, HttpFigures, RestoreFigures};
-use crate::scale_store::{grow, minimal_copy, remove_batch, table_bytes, TableBytes};
+use crate::scale_store::{grow, minimal_copy, remove_batch, table_bytes, GrownDates, TableBytes};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -79,9 +79,11 @@ pub async fn scale(mut settings: Settings, run: ScaleRun) -> anyhow::Result<()> 
 
     let mut figures: Vec<SizeFigures> = Vec::new();
     let mut stored = 0;
+    let largest = run.sizes.iter().copied().max().unwrap_or(0);
+    let dates = GrownDates::new(chrono::Utc::now(), largest);
     for &size in &run.sizes {
         eprintln!("growing the store to {size} orders");
-        grow(&database, &topic, n_partitions, stored, size).await?;
+        grow(&database, &topic, n_partitions, (stored, size), dates).await?;
         stored = size;
         settle(&admin_client, None).await?;
         let mut at = SizeFigures {

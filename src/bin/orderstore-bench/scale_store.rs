@@ -19,17 +19,47 @@ pub const FILL_OFFSET: i64 = 1_000_000_000_000;
 /// Orders generated and copied at a time while growing the store: a few hundred megabytes.
 const GROW_CHUNK: u64 = 250_000;
 
+/// The generated orders' pace: one every 100 ms, so 10 million span 11.6 days, inside the
+/// default `MEMORY_MAX_AGE` of 30 days.
+const GROWN_ORDER_INTERVAL_MS: i64 = 100;
+
+/// When the generated orders were created, as a store that took them over time holds them:
+/// the order at `index` is created [`GROWN_ORDER_INTERVAL_MS`] after the one before, up to a
+/// minute earlier at random (as producers deliver out of order), and the last of `largest`
+/// just before `started`. The newest orders are then the ones stored last, near the end of
+/// the table, as in a store filled by ingest rather than at once.
+#[derive(Debug, Clone, Copy)]
+pub struct GrownDates {
+    first: chrono::DateTime<chrono::Utc>,
+}
+
+impl GrownDates {
+    /// Dates for a store grown to at most `largest` orders before `started`.
+    pub fn new(started: chrono::DateTime<chrono::Utc>, largest: u64) -> Self {
+        let span = i64::try_from(largest).unwrap_or(i64::MAX / 2) * GROWN_ORDER_INTERVAL_MS;
+        Self {
+            first: started - chrono::Duration::milliseconds(span),
+        }
+    }
+
+    /// The latest time the order at `index` may be created at; `random_order` picks a time
+    /// within the minute before it.
+    pub fn latest_for(self, index: u64) -> chrono::DateTime<chrono::Utc> {
+        let offset = i64::try_from(index).unwrap_or(i64::MAX / 2) * GROWN_ORDER_INTERVAL_MS;
+        self.first + chrono::Duration::milliseconds(offset)
+    }
+}
+
 /// Grows the `orders` table of `database` from `from` to `to` generated orders, spread over
-/// `n_partitions` partitions of `topic`, by COPY.
+/// `n_partitions` partitions of `topic`, by COPY, created at the `dates` given.
 pub async fn grow(
     database: &tokio_postgres::Config,
     topic: &str,
     n_partitions: i32,
-    from: u64,
-    to: u64,
+    (from, to): (u64, u64),
+    dates: GrownDates,
 ) -> anyhow::Result<()> {
     let mut rng = rand::rng();
-    let now = chrono::Utc::now();
     let mut next = from;
     while next < to {
         let end = (next + GROW_CHUNK).min(to);
@@ -37,7 +67,8 @@ pub async fn grow(
             .map(|index| Document {
                 partition: (index % n_partitions as u64) as i32,
                 offset: FILL_OFFSET + index as i64,
-                value: orderstore::fake_data::random_order_json(&mut rng, now).1,
+                value: orderstore::fake_data::random_order_json(&mut rng, dates.latest_for(index))
+                    .1,
             })
             .collect();
         copy_orders(database, topic, parse_documents(&documents), 2).await?;

@@ -1,7 +1,13 @@
 //! Reading orders back into memory, at start-up and when this instance takes partitions:
 //! planned on the `date_created` index, then read as id ranges over several connections at
 //! once.
+//!
+//! The ranges cover only the ids from the oldest order kept to the newest, so a restore of the
+//! newest million out of many reads the end of the table, not all of it; and they are many
+//! small ranges taken in turn by the connections, so that one connection never reads every
+//! order kept while the others find none (orders kept cluster at the high ids).
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -17,7 +23,9 @@ use crate::store::memory::MemoryStore;
 pub struct RestorePlan {
     /// Orders that will be loaded.
     pub n_orders: usize,
+    /// The lowest id of an order kept.
     min_id: i64,
+    /// The highest id of an order kept.
     max_id: i64,
     /// The oldest order to keep, as `(date_created, id)`: everything at or after it.
     oldest_kept: (Option<DateTime<Utc>>, i64),
@@ -25,51 +33,128 @@ pub struct RestorePlan {
     partitions: Option<Vec<i32>>,
 }
 
+/// How many id ranges each connection takes in turn, about: enough that the connections
+/// finish together however the orders kept spread over the ids, few enough that each range
+/// is a scan of thousands of rows, not a query per handful.
+const RANGES_PER_CONNECTION: usize = 8;
+
+/// The ids `min_id ..= max_id` cut into ranges of about equal span, handed out in order, each
+/// once, to whichever connection asks next.
+#[derive(Debug)]
+struct IdRanges {
+    next_start: AtomicI64,
+    end: i64,
+    step: i64,
+}
+
+impl IdRanges {
+    fn new(min_id: i64, max_id: i64, n_ranges: usize) -> Self {
+        let end = max_id.saturating_add(1);
+        let span = end.saturating_sub(min_id).max(0);
+        let n_ranges = i64::try_from(n_ranges.max(1)).unwrap_or(1);
+        Self {
+            next_start: AtomicI64::new(min_id),
+            end,
+            step: (span / n_ranges + 1).max(1),
+        }
+    }
+
+    /// The next range, as `(start, end)` with `end` excluded; `None` once all are handed out.
+    fn next(&self) -> Option<(i64, i64)> {
+        let start = self.next_start.fetch_add(self.step, Ordering::Relaxed);
+        (start < self.end).then(|| (start, start.saturating_add(self.step).min(self.end)))
+    }
+}
+
 impl Database {
     /// Plans a restore of the newest `limit` orders created at or after `created_after` (any
     /// age, if `None`) read from `partitions` of this topic (`None`: every stored order, for
     /// an instance that owns every partition): how many there are, and which rows to read.
-    /// When more orders qualify than `limit`, the oldest to keep is found here (on the
-    /// `date_created` index), so the reads are plain filtered scans, never a sort.
+    ///
+    /// When more orders qualify than `limit`, the oldest to keep, and the lowest id among the
+    /// ones kept, are found in one walk of the `(date_created, id)` index, newest first,
+    /// which reads `limit` index entries and no row; the reads are then plain filtered scans
+    /// of the kept ids, never a sort. A table PostgreSQL estimates to hold more than `limit`
+    /// orders is walked first, so a restore of the newest out of many never counts them all.
     pub async fn plan_restore(
         &self,
         limit: usize,
         created_after: Option<DateTime<Utc>>,
         partitions: Option<&[i32]>,
     ) -> Result<RestorePlan, DbError> {
+        let partitions_owned = partitions.map(<[i32]>::to_vec);
+        if limit == 0 {
+            return Ok(RestorePlan {
+                n_orders: 0,
+                min_id: 0,
+                max_id: -1,
+                oldest_kept: (None, i64::MAX),
+                partitions: partitions_owned,
+            });
+        }
         let client = self.pool.get().await?;
-        let row = client
-            .query_one(
-                "SELECT count(*), coalesce(min(id), 0), coalesce(max(id), -1) FROM orders \
-                 WHERE ($1::timestamptz IS NULL OR date_created >= $1) \
-                 AND ($3::integer[] IS NULL OR (kafka_topic = $2 AND kafka_partition = ANY($3)))",
-                &[&created_after, &self.topic, &partitions],
-            )
-            .await?;
-        let (count, min_id, max_id): (i64, i64, i64) =
-            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let oldest_kept = if limit == 0 {
-            (None, i64::MAX)
-        } else if count > limit {
+        let many = self
+            .estimate_orders()
+            .await?
+            .is_some_and(|estimate| i64::try_from(estimate).unwrap_or(i64::MAX) > limit);
+        let count = || async {
             let row = client
                 .query_one(
-                    "SELECT date_created, id FROM orders \
-                     WHERE $3::integer[] IS NULL OR (kafka_topic = $2 AND kafka_partition = ANY($3)) \
-                     ORDER BY date_created DESC, id DESC OFFSET $1 LIMIT 1",
-                    &[&(limit - 1), &self.topic, &partitions],
+                    "SELECT count(*), coalesce(min(id), 0), coalesce(max(id), -1) FROM orders \
+                     WHERE ($1::timestamptz IS NULL OR date_created >= $1) \
+                     AND ($3::integer[] IS NULL OR (kafka_topic = $2 AND kafka_partition = ANY($3)))",
+                    &[&created_after, &self.topic, &partitions],
                 )
                 .await?;
-            (Some(row.try_get(0)?), row.try_get(1)?)
-        } else {
-            (created_after, i64::MIN)
+            Ok::<(i64, i64, i64), DbError>((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
         };
+        let counted = if many { None } else { Some(count().await?) };
+        if let Some((n_orders, min_id, max_id)) = counted.filter(|(n, _, _)| *n <= limit) {
+            return Ok(RestorePlan {
+                n_orders: usize::try_from(n_orders).unwrap_or(0),
+                min_id,
+                max_id,
+                oldest_kept: (created_after, i64::MIN),
+                partitions: partitions_owned,
+            });
+        }
+        // The running minimum of the ids walked, read at the oldest order kept, is the lowest
+        // id kept: the reads start there. No row: fewer than `limit` qualify after all.
+        let newest = client
+            .query_opt(
+                "SELECT date_created, id, min(id) OVER (ORDER BY date_created DESC, id DESC \
+                 ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) FROM orders \
+                 WHERE ($4::timestamptz IS NULL OR date_created >= $4) \
+                 AND ($3::integer[] IS NULL OR (kafka_topic = $2 AND kafka_partition = ANY($3))) \
+                 ORDER BY date_created DESC, id DESC OFFSET $1 LIMIT 1",
+                &[&(limit - 1), &self.topic, &partitions, &created_after],
+            )
+            .await?;
+        let Some(oldest) = newest else {
+            let (n_orders, min_id, max_id) = count().await?;
+            return Ok(RestorePlan {
+                n_orders: usize::try_from(n_orders.min(limit)).unwrap_or(0),
+                min_id,
+                max_id,
+                oldest_kept: (created_after, i64::MIN),
+                partitions: partitions_owned,
+            });
+        };
+        let max_id: i64 = client
+            .query_one(
+                "SELECT coalesce(max(id), -1) FROM orders \
+                 WHERE $2::integer[] IS NULL OR (kafka_topic = $1 AND kafka_partition = ANY($2))",
+                &[&self.topic, &partitions],
+            )
+            .await?
+            .try_get(0)?;
         Ok(RestorePlan {
-            n_orders: usize::try_from(count.min(limit)).unwrap_or(0),
-            min_id,
-            max_id: if limit == 0 { min_id - 1 } else { max_id },
-            oldest_kept,
-            partitions: partitions.map(<[i32]>::to_vec),
+            n_orders: usize::try_from(limit).unwrap_or(0),
+            min_id: oldest.try_get(2)?,
+            max_id,
+            oldest_kept: (Some(oldest.try_get(0)?), oldest.try_get(1)?),
+            partitions: partitions_owned,
         })
     }
 
@@ -89,38 +174,36 @@ impl Database {
     /// Loads into `memory` the orders of `plan`. Returns how many were loaded.
     ///
     /// PostgreSQL sending the rows and memory taking them in are the cost, so the rows are
-    /// read over `parallelism` connections at once, each an id range, each in its own task. A
-    /// row that cannot be read as an order is logged at ERROR and skipped: one bad row must
-    /// not keep the service down.
+    /// read over `parallelism` connections at once, each in its own task, each taking the
+    /// next of [`RANGES_PER_CONNECTION`] × `parallelism` id ranges until none is left. A row
+    /// that cannot be read as an order is logged at ERROR and skipped: one bad row must not
+    /// keep the service down.
     pub async fn restore_into(
         &self,
         memory: &Arc<MemoryStore>,
         plan: &RestorePlan,
         parallelism: usize,
     ) -> Result<usize, DbError> {
-        let (min_id, max_id, oldest_kept) = (plan.min_id, plan.max_id, plan.oldest_kept);
-        let partitions = &plan.partitions;
-        let parallelism = i64::try_from(parallelism.max(1)).unwrap_or(1);
-        let span = (max_id - min_id + 1).max(0);
-        let step = (span + parallelism - 1) / parallelism;
-        let ranges = (0..parallelism)
-            .map(|index| {
-                (
-                    min_id + index * step,
-                    (min_id + (index + 1) * step).min(max_id + 1),
-                )
-            })
-            .filter(|(start, end)| start < end);
-        // One task per range, so turning rows into memory entries runs on every core too.
-        let loads: Vec<_> = ranges
-            .map(|(start, end)| {
+        let ranges = Arc::new(IdRanges::new(
+            plan.min_id,
+            plan.max_id,
+            parallelism.max(1) * RANGES_PER_CONNECTION,
+        ));
+        // One task per connection, so turning rows into memory entries runs on every core too.
+        let loads: Vec<_> = (0..parallelism.max(1))
+            .map(|_| {
                 let database = self.clone();
                 let memory = Arc::clone(memory);
-                let partitions = partitions.clone();
+                let ranges = Arc::clone(&ranges);
+                let (oldest_kept, partitions) = (plan.oldest_kept, plan.partitions.clone());
                 tokio::spawn(async move {
-                    database
-                        .restore_range(&memory, start, end, oldest_kept, partitions.as_deref())
-                        .await
+                    let mut n_loaded = 0;
+                    while let Some((start, end)) = ranges.next() {
+                        n_loaded += database
+                            .restore_range(&memory, start, end, oldest_kept, partitions.as_deref())
+                            .await?;
+                    }
+                    Ok::<_, DbError>(n_loaded)
                 })
             })
             .collect();
@@ -133,6 +216,7 @@ impl Database {
         Ok(n_loaded)
     }
 
+    /// Loads the orders of `plan` with ids in `start_id .. end_id`.
     async fn restore_range(
         &self,
         memory: &MemoryStore,
@@ -175,5 +259,34 @@ impl Database {
         n_loaded += chunk.len();
         memory.insert_many(chunk);
         Ok(n_loaded)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IdRanges;
+
+    fn all(ranges: &IdRanges) -> Vec<(i64, i64)> {
+        std::iter::from_fn(|| ranges.next()).collect()
+    }
+
+    #[test]
+    fn ranges_cover_every_id_once_in_order() {
+        for (min_id, max_id, n_ranges) in
+            [(1, 100, 16), (5, 5, 16), (1, 7, 16), (40, 1_000_003, 16)]
+        {
+            let ranges = all(&IdRanges::new(min_id, max_id, n_ranges));
+            assert_eq!(ranges.first().map(|range| range.0), Some(min_id));
+            assert_eq!(ranges.last().map(|range| range.1), Some(max_id + 1));
+            assert!(ranges.windows(2).all(|pair| pair[0].1 == pair[1].0));
+            assert!(ranges.iter().all(|(start, end)| start < end));
+            assert!(ranges.len() <= n_ranges, "{} ranges", ranges.len());
+        }
+    }
+
+    #[test]
+    fn an_empty_plan_hands_out_no_range() {
+        assert!(all(&IdRanges::new(10, 9, 4)).is_empty());
+        assert!(all(&IdRanges::new(0, -1, 4)).is_empty());
     }
 }
