@@ -24,9 +24,9 @@ pub use rules::{is_order_uid, MAX_FUTURE_SKEW, MAX_ITEMS, MAX_KEY_CHARS};
 
 /// An order that satisfies the contract, with the JSON form it is stored and served in.
 ///
-/// The JSON is the producer's order, equal field for field to what was sent, in the text form
-/// PostgreSQL prints `jsonb` in (see [`served_json`]): the same bytes whether the order is
-/// served after ingestion or read back from PostgreSQL.
+/// The JSON is the producer's order, equal field for field to what was sent, in its served
+/// form (compact, the contract's field order; see [`served_json`]): the same bytes whether the
+/// order is served after ingestion or read back from PostgreSQL.
 #[derive(Debug, Clone)]
 pub struct ValidOrder {
     order_uid: Box<str>,
@@ -83,8 +83,8 @@ impl ValidOrder {
         self.date_created
     }
 
-    /// The order in PostgreSQL's `jsonb` text form (keys by length, then bytes; `", "` and
-    /// `": "` between items), ready to store and to serve.
+    /// The order in its served form (compact JSON in the contract's field order), ready to
+    /// store and to serve.
     pub fn json(&self) -> &Bytes {
         &self.json
     }

@@ -1,5 +1,7 @@
-//! The in-memory order store: two DashMaps (by `id`, by `order_uid`) sharing one `Arc` per order,
-//! and an age index that lets the sweeper find the oldest orders without scanning.
+//! The in-memory order store: a DashMap by `id` and a DashSet by `order_uid` sharing one `Arc`
+//! per order (the set's entries are the orders themselves, found by their uid, so a uid is held
+//! once, in its order), and an age index that lets the sweeper find the oldest orders without
+//! scanning.
 //!
 //! HTTP reads take a map shard's read lock for the time of a hash lookup and clone the `Arc`
 //! out, so no guard outlives the call. Orders come in from the batch writers and from the
@@ -12,11 +14,13 @@
 //! (`memory_is_filled_by_the_restore_and_the_batch_writers_and_emptied_by_the_sweeper_and_the_restorer`)
 //! checks who calls each.
 
+use std::borrow::Borrow;
 use std::collections::BTreeSet;
+use std::hash::Hash;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use dashmap::mapref::entry::Entry;
-use dashmap::DashMap;
+use dashmap::{DashMap, DashSet};
 
 use super::compression::{Compressed, Compressor};
 use super::{OrderJson, ServedOrder};
@@ -38,11 +42,37 @@ pub struct Evicted {
 /// standard SipHash on these short keys and still not predictable from outside.
 type Hasher = ahash::RandomState;
 
+/// An order in the set by uid: it hashes and compares as its `order_uid`, and lends it out
+/// (`Borrow<str>`), so the set finds it by a `&str` and holds eight bytes per order.
+#[derive(Debug, Clone)]
+struct ByUid(Arc<ServedOrder>);
+
+impl Hash for ByUid {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // As `str` hashes, which `Borrow<str>` requires.
+        self.0.order_uid.as_ref().hash(state);
+    }
+}
+
+impl PartialEq for ByUid {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.order_uid == other.0.order_uid
+    }
+}
+
+impl Eq for ByUid {}
+
+impl Borrow<str> for ByUid {
+    fn borrow(&self) -> &str {
+        &self.0.order_uid
+    }
+}
+
 /// The in-memory order store.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     by_id: DashMap<i64, Arc<ServedOrder>, Hasher>,
-    by_uid: DashMap<Arc<str>, Arc<ServedOrder>, Hasher>,
+    by_uid: DashSet<ByUid, Hasher>,
     /// `(created_micros, id)` of every order in the maps, oldest first.
     by_age: Mutex<BTreeSet<(i64, i64)>>,
     /// With `MEMORY_COMPRESSION=zstd`, what compresses the orders taken.
@@ -61,7 +91,7 @@ impl MemoryStore {
     pub fn with_capacity(n_orders: usize) -> Self {
         Self {
             by_id: DashMap::with_capacity_and_hasher(n_orders, Hasher::default()),
-            by_uid: DashMap::with_capacity_and_hasher(n_orders, Hasher::default()),
+            by_uid: DashSet::with_capacity_and_hasher(n_orders, Hasher::default()),
             by_age: Mutex::default(),
             compressor: None,
         }
@@ -100,7 +130,7 @@ impl MemoryStore {
                 let order = Arc::new(order);
                 vacant.insert(Arc::clone(&order));
                 added.push((order.created_micros, order.id));
-                self.by_uid.insert(Arc::clone(&order.order_uid), order);
+                self.by_uid.insert(ByUid(order));
             }
         }
         self.by_age
@@ -133,8 +163,9 @@ impl MemoryStore {
             // Only an order still held is replaced: a sweep may have evicted it meanwhile.
             if let Some(mut held) = self.by_id.get_mut(&id) {
                 *held = Arc::clone(&compressed);
-                self.by_uid
-                    .insert(Arc::clone(&compressed.order_uid), compressed);
+                // The set keeps an equal entry it holds: take the plain one out first.
+                self.by_uid.remove(compressed.order_uid.as_ref());
+                self.by_uid.insert(ByUid(compressed));
             }
         }
     }
@@ -146,9 +177,7 @@ impl MemoryStore {
 
     /// The order with this uid, if it is in memory.
     pub fn get_by_uid(&self, order_uid: &str) -> Option<Arc<ServedOrder>> {
-        self.by_uid
-            .get(order_uid)
-            .map(|entry| Arc::clone(entry.value()))
+        self.by_uid.get(order_uid).map(|entry| Arc::clone(&entry.0))
     }
 
     /// Orders in memory.
@@ -205,7 +234,7 @@ impl MemoryStore {
             }
             for id in chunk {
                 if let Some((_, order)) = self.by_id.remove(&id) {
-                    self.by_uid.remove(&order.order_uid);
+                    self.by_uid.remove(order.order_uid.as_ref());
                 }
             }
         }
@@ -233,7 +262,7 @@ impl MemoryStore {
             }
             for (_, id) in chunk {
                 if let Some((_, order)) = self.by_id.remove(id) {
-                    self.by_uid.remove(&order.order_uid);
+                    self.by_uid.remove(order.order_uid.as_ref());
                 }
             }
         }

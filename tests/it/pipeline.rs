@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::common::*;
+use orderstore::order::UncheckedOrder;
 use serde_json::{json, Value};
 
 /// Invalid records, each with the start of the reason it must be rejected with.
@@ -123,15 +124,24 @@ async fn orders_flow_from_kafka_to_http_and_postgres() {
         let sent: Value = serde_json::from_slice(json).unwrap_or(Value::Null);
         let row = db
             .query_one(
-                "SELECT id, body::text FROM orders WHERE order_uid = $1",
+                "SELECT id, body::text, body_text FROM orders WHERE order_uid = $1",
                 &[uid],
             )
             .await
             .unwrap_or_else(|error| panic!("order {uid} is not in PostgreSQL: {error}"));
         let id: i64 = row.get(0);
-        let stored_text: &str = row.get(1);
-        let body: Value = serde_json::from_str(stored_text).unwrap_or(Value::Null);
+        let body: Value = serde_json::from_str(row.get(1)).unwrap_or(Value::Null);
         assert_eq!(body, sent, "PostgreSQL holds a different order for {uid}");
+        // The served form: the producer's order, compact, its fields in the contract's order
+        // (serde_json writing the contract's structs), whatever order the producer used.
+        let stored_text: &str = row.get(2);
+        let contract_order: UncheckedOrder = serde_json::from_slice(json)
+            .unwrap_or_else(|error| panic!("order {uid} is valid: {error}"));
+        assert_eq!(
+            stored_text,
+            serde_json::to_string(&contract_order).unwrap_or_default(),
+            "body_text of {uid} is not the compact form in the contract's order"
+        );
         for path in [
             format!("/orders/{id}"),
             format!("/orders?id={id}"),
@@ -159,12 +169,12 @@ async fn orders_flow_from_kafka_to_http_and_postgres() {
                 "GET {path}"
             );
             assert_eq!(answer.json(), sent, "GET {path} served a different order");
-            // The served bytes are PostgreSQL's own text of the stored jsonb, so they stay the
-            // same after a restart, when they come from PostgreSQL.
+            // The served bytes are body_text's, so they stay the same after a restart, when
+            // they come from PostgreSQL.
             assert_eq!(
                 String::from_utf8_lossy(&answer.body),
                 stored_text,
-                "GET {path} differs from body::text"
+                "GET {path} differs from body_text"
             );
         }
     }

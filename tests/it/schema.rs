@@ -196,7 +196,7 @@ async fn orders_are_compressed_in_the_table_with_lz4() {
     );
     // And they read back as they were written.
     let same: bool = db
-        .query_one("SELECT bool_and(body_text = body::text) FROM orders", &[])
+        .query_one("SELECT bool_and(body_text::jsonb = body) FROM orders", &[])
         .await
         .unwrap_or_else(|error| panic!("{error}"))
         .get(0);

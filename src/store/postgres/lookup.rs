@@ -42,7 +42,7 @@ impl Database {
 }
 
 /// A row of `id, kafka_partition, order_uid, date_created, body_text` as memory holds it. The text is already
-/// the served form (see [`crate::jsonb`]), so nothing is parsed.
+/// the served form (see [`crate::order::served_json`]), so nothing is parsed.
 pub(super) fn served_order(row: &tokio_postgres::Row) -> Result<ServedOrder, DbError> {
     let id: i64 = row.try_get(0)?;
     let partition: i32 = row.try_get(1)?;

@@ -24,7 +24,8 @@ CREATE TABLE IF NOT EXISTS orders (
     order_uid       text        NOT NULL UNIQUE,
     date_created    timestamptz NOT NULL,
     body            jsonb       NOT NULL,
-    -- The served text of body, exactly as body::text prints it, so that restoring memory and
+    -- The served text of body (order/served_json.rs: compact, in the contract's field order;
+    -- rows stored by older orderstores hold body::text), so that restoring memory and
     -- reading an order back never pay for printing jsonb.
     body_text       text        NOT NULL,
     kafka_topic     text        NOT NULL,
@@ -52,10 +53,12 @@ CREATE TABLE IF NOT EXISTS kafka_offsets (
     updated_at      timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (kafka_topic, kafka_partition)
 );
--- CREATE INDEX IF NOT EXISTS would lock the table before finding the index.
+-- CREATE INDEX IF NOT EXISTS would lock the table before finding the index. Migration 10
+-- replaces this index; a rerun after it leaves the table alone.
 DO $$
 BEGIN
-    IF to_regclass('orders_date_created_idx') IS NULL THEN
+    IF to_regclass('orders_date_created_idx') IS NULL
+       AND to_regclass('orders_date_created_id_idx') IS NULL THEN
         CREATE INDEX orders_date_created_idx ON orders (date_created);
     END IF;
 END $$;
