@@ -42,8 +42,8 @@ const SPAWN_EXCEPTIONS: &[SpawnException] = &[
     SpawnException {
         path: "src/store/postgres/restore.rs",
         n_spawns: 1,
-        reason: "the restore's range readers, one task per id range, which the restore awaits \
-                 (and start-up with it) before it goes on",
+        reason: "the restore's range readers, one task per connection taking id ranges in \
+                 turn, which the restore awaits (and start-up with it) before it goes on",
     },
     SpawnException {
         path: "src/bin/orderstore-bench/ceiling.rs",
