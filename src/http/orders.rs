@@ -119,8 +119,8 @@ async fn answer(state: &HttpState, key: OrderKey<'_>) -> Result<HttpResponse, Ht
         OrderKey::Uid(uid) => state.memory.get_by_uid(uid),
     };
     if let Some(order) = in_memory {
-        if let Some(json) = order.json.to_bytes() {
-            return Ok(order_response(order.id, json));
+        if let Some(json) = order.json() {
+            return Ok(order_response(order.id(), json));
         }
     }
     // Not in memory, or (only if memory were corrupted) a frame that does not decompress: the

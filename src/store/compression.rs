@@ -122,14 +122,34 @@ impl Eq for ZstdJson {}
 
 impl ZstdJson {
     fn decompress(&self) -> Option<Bytes> {
-        let mut json = Vec::with_capacity(self.len as usize);
-        let written = DECOMPRESSION.with_borrow_mut(|context| {
-            context.decompress_using_ddict(&mut json, &self.frame, &self.dictionary.decompress)
-        });
-        match written {
-            Ok(n) if n == self.len as usize => Some(Bytes::from(json)),
-            _ => None,
-        }
+        decompress(&self.frame, self.len as usize, &self.dictionary)
+    }
+
+    /// The frame and its dictionary, for memory's held order.
+    pub(super) fn parts(&self) -> (&[u8], &Arc<Dictionary>) {
+        (&self.frame, &self.dictionary)
+    }
+}
+
+/// The JSON's length, from the frame's header: zstd writes it there when compressing with a
+/// prepared dictionary. `None` for a frame without it (never one of ours) or a corrupt one.
+pub(super) fn frame_content_size(frame: &[u8]) -> Option<usize> {
+    zstd_safe::get_frame_content_size(frame)
+        .ok()
+        .flatten()
+        .and_then(|len| usize::try_from(len).ok())
+}
+
+/// The JSON of `len` bytes that `frame` holds, compressed with `dictionary`; `None` if it does
+/// not decompress to exactly that.
+pub(super) fn decompress(frame: &[u8], len: usize, dictionary: &Dictionary) -> Option<Bytes> {
+    let mut json = Vec::with_capacity(len);
+    let written = DECOMPRESSION.with_borrow_mut(|context| {
+        context.decompress_using_ddict(&mut json, frame, &dictionary.decompress)
+    });
+    match written {
+        Ok(n) if n == len => Some(Bytes::from(json)),
+        _ => None,
     }
 }
 
@@ -278,17 +298,10 @@ impl Compressor {
         }
     }
 
-    /// `order` compressed with the current dictionary, if there is one and it helps.
-    pub fn compress_one(&self, order: &ServedOrder) -> Option<ServedOrder> {
+    /// `json` compressed with the current dictionary, if there is one and it helps.
+    pub fn compress_json(&self, json: &[u8]) -> Option<ZstdJson> {
         let dictionary = self.training().current.clone()?;
-        let OrderJson::Plain(json) = &order.json else {
-            return None;
-        };
-        let compressed = dictionary.compress(json)?;
-        Some(ServedOrder {
-            json: OrderJson::Zstd(compressed),
-            ..order.clone()
-        })
+        dictionary.compress(json)
     }
 
     /// The current dictionary's generation (1 for the first), if one was trained.
@@ -345,10 +358,11 @@ mod tests {
             assert_eq!(order.json.to_bytes().as_ref(), Some(original));
         }
         // A plain order of before the dictionary compresses now, and reads back the same.
+        let plain = first[0].json.to_bytes().expect("plain");
         let again = compressor
-            .compress_one(&first[0])
+            .compress_json(&plain)
             .expect("the first order compresses with the dictionary");
-        assert_eq!(again.json.to_bytes(), first[0].json.to_bytes());
+        assert_eq!(OrderJson::Zstd(again).to_bytes(), Some(plain));
     }
 
     #[test]

@@ -1,9 +1,10 @@
-//! The in-memory order store: a DashMap by `id` and a DashSet by `order_uid` sharing one `Arc`
-//! per order (the set's entries are the orders themselves, found by their uid, so a uid is held
-//! once, in its order), and an age index that lets the sweeper find the oldest orders without
-//! scanning.
+//! The in-memory order store: two DashSets, by `id` and by `order_uid`, of the same
+//! [`HeldOrder`]s (each order one shared block, `store/held.rs`; a set's entries are the
+//! orders themselves, hashed and compared by their id or uid, so the sets find them by an
+//! `i64` or a `&str` and hold eight bytes a slot, with no key of their own), and an age index
+//! that lets the sweeper find the oldest orders without scanning.
 //!
-//! HTTP reads take a map shard's read lock for the time of a hash lookup and clone the `Arc`
+//! HTTP reads take a set shard's read lock for the time of a hash lookup and clone the order
 //! out, so no guard outlives the call. Orders come in from the batch writers and from the
 //! restore, which (with `MEMORY_RESTORE` on) loads a partition's orders from PostgreSQL
 //! whenever this instance takes its lease: at start-up, and later from an instance that
@@ -17,13 +18,13 @@
 use std::borrow::Borrow;
 use std::collections::BTreeSet;
 use std::hash::Hash;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 
-use dashmap::mapref::entry::Entry;
-use dashmap::{DashMap, DashSet};
+use dashmap::DashSet;
 
 use super::compression::{Compressed, Compressor};
-use super::{OrderJson, ServedOrder};
+use super::held::HeldOrder;
+use super::{RowOrder, ServedOrder};
 
 /// Orders evicted per lock of the age index, so a large eviction (a sweep, or a partition given
 /// up) never stalls the batch writers for long.
@@ -38,25 +39,51 @@ pub struct Evicted {
     pub by_age: usize,
 }
 
-/// The maps' hasher: aHash, keyed at random per process, faster than the
+/// The sets' hasher: aHash, keyed at random per process, faster than the
 /// standard SipHash on these short keys and still not predictable from outside.
 type Hasher = ahash::RandomState;
 
-/// An order in the set by uid: it hashes and compares as its `order_uid`, and lends it out
-/// (`Borrow<str>`), so the set finds it by a `&str` and holds eight bytes per order.
+/// An order in the set by id: it hashes and compares as its id and lends it out
+/// (`Borrow<i64>`), so the set finds it by an `i64`.
 #[derive(Debug, Clone)]
-struct ByUid(Arc<ServedOrder>);
+struct ById(HeldOrder);
+
+impl Hash for ById {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // As `i64` hashes, which `Borrow<i64>` requires.
+        self.0.id().hash(state);
+    }
+}
+
+impl PartialEq for ById {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id() == other.0.id()
+    }
+}
+
+impl Eq for ById {}
+
+impl Borrow<i64> for ById {
+    fn borrow(&self) -> &i64 {
+        self.0.id_ref()
+    }
+}
+
+/// An order in the set by uid: it hashes and compares as its `order_uid` and lends it out
+/// (`Borrow<str>`), so the set finds it by a `&str`.
+#[derive(Debug, Clone)]
+struct ByUid(HeldOrder);
 
 impl Hash for ByUid {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         // As `str` hashes, which `Borrow<str>` requires.
-        self.0.order_uid.as_ref().hash(state);
+        self.0.order_uid().hash(state);
     }
 }
 
 impl PartialEq for ByUid {
     fn eq(&self, other: &Self) -> bool {
-        self.0.order_uid == other.0.order_uid
+        self.0.order_uid() == other.0.order_uid()
     }
 }
 
@@ -64,16 +91,16 @@ impl Eq for ByUid {}
 
 impl Borrow<str> for ByUid {
     fn borrow(&self) -> &str {
-        &self.0.order_uid
+        self.0.order_uid()
     }
 }
 
 /// The in-memory order store.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    by_id: DashMap<i64, Arc<ServedOrder>, Hasher>,
+    by_id: DashSet<ById, Hasher>,
     by_uid: DashSet<ByUid, Hasher>,
-    /// `(created_micros, id)` of every order in the maps, oldest first.
+    /// `(created_micros, id)` of every order in the sets, oldest first.
     by_age: Mutex<BTreeSet<(i64, i64)>>,
     /// With `MEMORY_COMPRESSION=zstd`, what compresses the orders taken.
     compressor: Option<Compressor>,
@@ -86,11 +113,11 @@ impl MemoryStore {
     }
 
     /// An empty store with room for `n_orders` without growing: a restore knows how many
-    /// orders it will load, and growing maps of a million entries step by step rehashes them
+    /// orders it will load, and growing sets of a million entries step by step rehashes them
     /// all several times over.
     pub fn with_capacity(n_orders: usize) -> Self {
         Self {
-            by_id: DashMap::with_capacity_and_hasher(n_orders, Hasher::default()),
+            by_id: DashSet::with_capacity_and_hasher(n_orders, Hasher::default()),
             by_uid: DashSet::with_capacity_and_hasher(n_orders, Hasher::default()),
             by_age: Mutex::default(),
             compressor: None,
@@ -123,16 +150,42 @@ impl MemoryStore {
         }
     }
 
+    /// Adds orders read from PostgreSQL (a restore), copying each once from its row; with
+    /// compression on, as [`MemoryStore::insert_many`] does.
+    pub fn insert_rows(&self, orders: &[RowOrder<'_>]) {
+        if self.compressor.is_some() {
+            self.insert_many(orders.iter().map(RowOrder::to_served));
+            return;
+        }
+        let mut added = Vec::with_capacity(orders.len());
+        for order in orders {
+            self.insert_held(order.id, || HeldOrder::from_row(order), &mut added);
+        }
+        self.index_ages(added);
+    }
+
     fn insert_prepared(&self, orders: impl IntoIterator<Item = ServedOrder>) {
         let mut added = Vec::new();
         for order in orders {
-            if let Entry::Vacant(vacant) = self.by_id.entry(order.id) {
-                let order = Arc::new(order);
-                vacant.insert(Arc::clone(&order));
-                added.push((order.created_micros, order.id));
-                self.by_uid.insert(ByUid(order));
-            }
+            self.insert_held(order.id, || HeldOrder::from_served(&order), &mut added);
         }
+        self.index_ages(added);
+    }
+
+    /// Adds the order `make` makes, unless `id` is held already; notes its age in `added`.
+    fn insert_held(&self, id: i64, make: impl FnOnce() -> HeldOrder, added: &mut Vec<(i64, i64)>) {
+        if self.by_id.contains(&id) {
+            return;
+        }
+        let held = make();
+        // Another writer may have added the same id since: the first stays.
+        if self.by_id.insert(ById(held.clone())) {
+            added.push((held.created_micros(), held.id()));
+            self.by_uid.insert(ByUid(held));
+        }
+    }
+
+    fn index_ages(&self, added: Vec<(i64, i64)>) {
         self.by_age
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -140,44 +193,44 @@ impl MemoryStore {
     }
 
     /// Compresses the orders taken plain before the first dictionary was trained (a few
-    /// thousand), replacing each in both maps. A batch another writer inserts plain while this
-    /// scan runs stays plain: it is served the same, and is at most one batch.
+    /// thousand), replacing each in both sets. A batch another writer inserts plain while this
+    /// scan runs stays plain: it is served the same, and is at most one batch. While an order
+    /// is being replaced, a lookup may not find it in memory and reads it from PostgreSQL.
     fn compress_plain_orders(&self) {
         let Some(compressor) = &self.compressor else {
             return;
         };
-        let plain: Vec<i64> = self
+        let plain: Vec<HeldOrder> = self
             .by_id
             .iter()
-            .filter(|entry| matches!(entry.value().json, OrderJson::Plain(_)))
-            .map(|entry| *entry.key())
+            .filter(|entry| !entry.0.is_compressed())
+            .map(|entry| entry.0.clone())
             .collect();
-        for id in plain {
-            let Some(order) = self.get_by_id(id) else {
+        for order in plain {
+            let Some(json) = order.json() else {
                 continue;
             };
-            let Some(compressed) = compressor.compress_one(&order) else {
+            let Some(zstd) = compressor.compress_json(&json) else {
                 continue;
             };
-            let compressed = Arc::new(compressed);
+            let compressed = order.with_compressed(&zstd);
             // Only an order still held is replaced: a sweep may have evicted it meanwhile.
-            if let Some(mut held) = self.by_id.get_mut(&id) {
-                *held = Arc::clone(&compressed);
-                // The set keeps an equal entry it holds: take the plain one out first.
-                self.by_uid.remove(compressed.order_uid.as_ref());
+            if self.by_id.remove(order.id_ref()).is_some() {
+                self.by_uid.remove(order.order_uid());
+                self.by_id.insert(ById(compressed.clone()));
                 self.by_uid.insert(ByUid(compressed));
             }
         }
     }
 
     /// The order with this id, if it is in memory.
-    pub fn get_by_id(&self, id: i64) -> Option<Arc<ServedOrder>> {
-        self.by_id.get(&id).map(|entry| Arc::clone(entry.value()))
+    pub fn get_by_id(&self, id: i64) -> Option<HeldOrder> {
+        self.by_id.get(&id).map(|entry| entry.0.clone())
     }
 
     /// The order with this uid, if it is in memory.
-    pub fn get_by_uid(&self, order_uid: &str) -> Option<Arc<ServedOrder>> {
-        self.by_uid.get(order_uid).map(|entry| Arc::clone(&entry.0))
+    pub fn get_by_uid(&self, order_uid: &str) -> Option<HeldOrder> {
+        self.by_uid.get(order_uid).map(|entry| entry.0.clone())
     }
 
     /// Orders in memory.
@@ -187,18 +240,12 @@ impl MemoryStore {
 
     /// Bytes of JSON served, the orders' own size (for the memory benchmark).
     pub fn json_bytes(&self) -> usize {
-        self.by_id
-            .iter()
-            .map(|entry| entry.value().json.len())
-            .sum()
+        self.by_id.iter().map(|entry| entry.0.json_len()).sum()
     }
 
     /// Bytes memory holds for the orders' JSON: the JSON itself, or its compressed frames.
     pub fn held_json_bytes(&self) -> usize {
-        self.by_id
-            .iter()
-            .map(|entry| entry.value().json.held_bytes())
-            .sum()
+        self.by_id.iter().map(|entry| entry.0.held_bytes()).sum()
     }
 
     /// Whether memory holds no order.
@@ -233,16 +280,21 @@ impl MemoryStore {
                 return evicted;
             }
             for id in chunk {
-                if let Some((_, order)) = self.by_id.remove(&id) {
-                    self.by_uid.remove(order.order_uid.as_ref());
-                }
+                self.remove(id);
             }
         }
     }
 
+    /// Takes the order with `id` out of both sets.
+    fn remove(&self, id: i64) {
+        if let Some(ById(order)) = self.by_id.remove(&id) {
+            self.by_uid.remove(order.order_uid());
+        }
+    }
+
     /// Evicts every order read from one of `partitions` (their leases were given up or lost;
-    /// they stay in PostgreSQL). Returns how many. The maps are scanned under their shards'
-    /// read locks, and the orders removed a chunk at a time, as the sweeper removes them.
+    /// they stay in PostgreSQL). Returns how many. The set is scanned under its shards' read
+    /// locks, and the orders removed a chunk at a time, as the sweeper removes them.
     pub fn evict_partitions(&self, partitions: &[i32]) -> usize {
         if partitions.is_empty() {
             return 0;
@@ -250,8 +302,8 @@ impl MemoryStore {
         let doomed: Vec<(i64, i64)> = self
             .by_id
             .iter()
-            .filter(|entry| partitions.contains(&entry.value().partition))
-            .map(|entry| (entry.value().created_micros, entry.value().id))
+            .filter(|entry| partitions.contains(&entry.0.partition()))
+            .map(|entry| (entry.0.created_micros(), entry.0.id()))
             .collect();
         for chunk in doomed.chunks(EVICTION_CHUNK) {
             {
@@ -261,9 +313,7 @@ impl MemoryStore {
                 }
             }
             for (_, id) in chunk {
-                if let Some((_, order)) = self.by_id.remove(id) {
-                    self.by_uid.remove(order.order_uid.as_ref());
-                }
+                self.remove(*id);
             }
         }
         doomed.len()
@@ -273,6 +323,7 @@ impl MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::OrderJson;
     use bytes::Bytes;
 
     fn order(id: i64, created_micros: i64) -> ServedOrder {
@@ -290,8 +341,8 @@ mod tests {
         let store = MemoryStore::new();
         store.insert_many([order(1, 10), order(2, 20)]);
         assert_eq!(store.len(), 2);
-        assert_eq!(store.get_by_id(2).map(|o| o.id), Some(2));
-        assert_eq!(store.get_by_uid("uid-1").map(|o| o.id), Some(1));
+        assert_eq!(store.get_by_id(2).map(|o| o.id()), Some(2));
+        assert_eq!(store.get_by_uid("uid-1").map(|o| o.id()), Some(1));
         assert!(store.get_by_id(3).is_none());
         assert!(store.get_by_uid("uid-3").is_none());
     }
@@ -304,7 +355,7 @@ mod tests {
         changed.json = OrderJson::Plain(Bytes::from_static(b"{}"));
         store.insert_many([changed]);
         assert_eq!(store.len(), 1);
-        assert_eq!(store.get_by_id(1).map(|o| o.created_micros), Some(10));
+        assert_eq!(store.get_by_id(1).map(|o| o.created_micros()), Some(10));
         assert_eq!(
             store.evict(0, None),
             Evicted {
@@ -347,15 +398,11 @@ mod tests {
         assert_eq!(store.len(), 3_000);
         for order in &orders {
             let held = store.get_by_id(order.id).expect("every order is held");
-            assert!(
-                matches!(held.json, OrderJson::Zstd(_)),
-                "order {} is still plain",
-                order.id
-            );
-            assert_eq!(held.json.to_bytes(), order.json.to_bytes());
+            assert!(held.is_compressed(), "order {} is still plain", order.id);
+            assert_eq!(held.json(), order.json.to_bytes());
             let by_uid = store.get_by_uid(&order.order_uid).expect("found by uid");
             assert!(
-                Arc::ptr_eq(&held, &by_uid),
+                HeldOrder::same_record(&held, &by_uid),
                 "the maps hold different copies"
             );
         }

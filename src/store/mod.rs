@@ -2,6 +2,7 @@
 //! in PostgreSQL for durability, and the [`ServedOrder`] that both hold and HTTP serves.
 
 pub mod compression;
+pub mod held;
 pub mod memory;
 pub mod postgres;
 
@@ -45,6 +46,35 @@ impl ServedOrder {
             partition,
             created_micros: date_created.timestamp_micros(),
             json: OrderJson::Plain(json),
+        }
+    }
+}
+
+/// An order borrowed from the row PostgreSQL sent: what a restore hands memory, which copies
+/// it once, into the order it holds.
+#[derive(Debug, Clone, Copy)]
+pub struct RowOrder<'a> {
+    /// The id PostgreSQL gave the order.
+    pub id: i64,
+    /// The Kafka partition it was read from.
+    pub partition: i32,
+    /// The order's unique key.
+    pub order_uid: &'a str,
+    /// `date_created`, in microseconds since the Unix epoch.
+    pub created_micros: i64,
+    /// The order in its served form (`body_text`).
+    pub json: &'a [u8],
+}
+
+impl RowOrder<'_> {
+    /// The order as an owned [`ServedOrder`].
+    pub fn to_served(&self) -> ServedOrder {
+        ServedOrder {
+            id: self.id,
+            order_uid: self.order_uid.into(),
+            partition: self.partition,
+            created_micros: self.created_micros,
+            json: OrderJson::Plain(Bytes::copy_from_slice(self.json)),
         }
     }
 }

@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use orderstore::store::OrderJson;
-
 use crate::common::*;
 
 const N_ORDERS: usize = 3_000;
@@ -22,13 +20,9 @@ async fn served_as_stored(app: &RunningApp, db: &tokio_postgres::Client) {
         let held = memory
             .get_by_id(id)
             .unwrap_or_else(|| panic!("order {id} is not in memory"));
-        assert!(
-            matches!(held.json, OrderJson::Zstd(_)),
-            "order {id} is held plain: {:?}",
-            held.json
-        );
+        assert!(held.is_compressed(), "order {id} is held plain: {held:?}");
         // Every tenth over HTTP, by id and by uid; all of them from memory directly.
-        assert_eq!(held.json.to_bytes().as_deref(), Some(text.as_bytes()));
+        assert_eq!(held.json().as_deref(), Some(text.as_bytes()));
         if index % 10 == 0 {
             let by_id = http(app.http_port(), "GET", &format!("/orders/{id}")).await;
             assert_eq!(by_id.status, 200);

@@ -13,10 +13,11 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use futures_util::{pin_mut, TryStreamExt};
 
-use super::lookup::served_order;
+use super::lookup::row_order;
 use super::{Database, DbError};
 use crate::events::RestoreRowSkipped;
 use crate::store::memory::MemoryStore;
+use crate::store::RowOrder;
 
 /// What a restore will read: see [`Database::plan_restore`].
 #[derive(Debug, Clone)]
@@ -246,19 +247,29 @@ impl Database {
         pin_mut!(rows);
         let mut n_loaded = 0;
         let mut chunk = Vec::with_capacity(CHUNK);
-        while let Some(row) = rows.try_next().await? {
-            match served_order(&row) {
-                Ok(order) => chunk.push(order),
-                Err(error) => RestoreRowSkipped { error: &error }.record(),
+        loop {
+            let row = rows.try_next().await?;
+            let end = row.is_none();
+            chunk.extend(row);
+            if chunk.len() == CHUNK || (end && !chunk.is_empty()) {
+                // The orders borrow from their rows: memory copies each once.
+                let orders: Vec<RowOrder<'_>> = chunk
+                    .iter()
+                    .filter_map(|row| {
+                        row_order(row)
+                            .inspect_err(|error| RestoreRowSkipped { error }.record())
+                            .ok()
+                    })
+                    .collect();
+                n_loaded += orders.len();
+                memory.insert_rows(&orders);
+                drop(orders);
+                chunk.clear();
             }
-            if chunk.len() == CHUNK {
-                n_loaded += chunk.len();
-                memory.insert_many(chunk.drain(..));
+            if end {
+                return Ok(n_loaded);
             }
         }
-        n_loaded += chunk.len();
-        memory.insert_many(chunk);
-        Ok(n_loaded)
     }
 }
 
