@@ -9,8 +9,8 @@
 //!   and the served JSON form;
 //! - [`kafka`]: the readers, which fetch partitions with rskafka into a bounded channel;
 //! - [`ingest`]: batch writer tasks that check, store and acknowledge records in batches;
-//! - [`store`]: the in-memory DashMaps and PostgreSQL (the only module with SQL), and the
-//!   [`store::ServedOrder`] both hold;
+//! - [`store`]: memory (the orders held, in DashSets by id and by uid) and PostgreSQL (the only
+//!   module with SQL), and the [`store::ServedOrder`] handed between them and HTTP;
 //! - [`offsets`]: which offsets are durable, and the committer that stores them;
 //! - [`consumer_group`]: the stored offsets mirrored to a Kafka consumer group for Kafka's
 //!   own tools, and the group's offsets to start from;

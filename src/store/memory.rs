@@ -133,20 +133,36 @@ impl MemoryStore {
     /// Adds orders; an order whose id is already held is left as it is. With compression on,
     /// they are compressed first (and the first dictionary trained, when due).
     pub fn insert_many(&self, orders: impl IntoIterator<Item = ServedOrder>) {
-        let compressed = match &self.compressor {
-            Some(compressor) => {
-                let mut orders: Vec<ServedOrder> = orders.into_iter().collect();
-                let compressed = compressor.compress(&mut orders);
-                self.insert_prepared(orders);
-                compressed
-            }
-            None => {
-                self.insert_prepared(orders);
-                return;
-            }
+        let Some(compressor) = &self.compressor else {
+            self.insert_prepared(orders);
+            return;
         };
-        if compressed == Compressed::FirstDictionary {
-            self.compress_plain_orders();
+        let mut orders: Vec<ServedOrder> = orders.into_iter().collect();
+        let compressed = compressor.compress(&mut orders);
+        let ids: Vec<i64> = match compressed {
+            Compressed::NoDictionary => orders.iter().map(|order| order.id).collect(),
+            _ => Vec::new(),
+        };
+        self.insert_prepared(orders);
+        match compressed {
+            Compressed::FirstDictionary => self.compress_plain(
+                self.by_id
+                    .iter()
+                    .filter(|entry| !entry.0.is_compressed())
+                    .map(|entry| entry.0.clone())
+                    .collect(),
+            ),
+            // A dictionary trained by another inserter after this batch was compressed and
+            // before it was inserted: that inserter's scan may have run before this batch
+            // was in, so this batch compresses its own. (A dictionary trained after this check
+            // is trained after the batch was in, so that inserter's scan finds it.)
+            Compressed::NoDictionary if compressor.generation().is_some() => self.compress_plain(
+                ids.into_iter()
+                    .filter_map(|id| self.get_by_id(id))
+                    .filter(|order| !order.is_compressed())
+                    .collect(),
+            ),
+            _ => {}
         }
     }
 
@@ -192,20 +208,13 @@ impl MemoryStore {
             .extend(added);
     }
 
-    /// Compresses the orders taken plain before the first dictionary was trained (a few
-    /// thousand), replacing each in both sets. A batch another writer inserts plain while this
-    /// scan runs stays plain: it is served the same, and is at most one batch. While an order
-    /// is being replaced, a lookup may not find it in memory and reads it from PostgreSQL.
-    fn compress_plain_orders(&self) {
+    /// Compresses `plain`, orders taken plain before the first dictionary was trained (a few
+    /// thousand), replacing each in both sets. While an order is being replaced, a lookup may
+    /// not find it in memory and reads it from PostgreSQL.
+    fn compress_plain(&self, plain: Vec<HeldOrder>) {
         let Some(compressor) = &self.compressor else {
             return;
         };
-        let plain: Vec<HeldOrder> = self
-            .by_id
-            .iter()
-            .filter(|entry| !entry.0.is_compressed())
-            .map(|entry| entry.0.clone())
-            .collect();
         for order in plain {
             let Some(json) = order.json() else {
                 continue;
@@ -214,12 +223,26 @@ impl MemoryStore {
                 continue;
             };
             let compressed = order.with_compressed(&zstd);
-            // Only an order still held is replaced: a sweep may have evicted it meanwhile.
-            if self.by_id.remove(order.id_ref()).is_some() {
-                self.by_uid.remove(order.order_uid());
-                self.by_id.insert(ById(compressed.clone()));
-                self.by_uid.insert(ByUid(compressed));
+            // Only an order still held is replaced, under the age index's lock: an eviction
+            // takes an order out of the index (under the lock) before it takes it out of the
+            // sets, so an order still indexed is not being evicted, and cannot be until the
+            // replacement is in.
+            let by_age = self.by_age.lock().unwrap_or_else(PoisonError::into_inner);
+            if !by_age.contains(&(order.created_micros(), order.id())) {
+                continue;
             }
+            if let Some(ById(held)) = self.by_id.remove(order.id_ref()) {
+                // Another scan replaced it first: keep the one held.
+                let replaced = if held.is_compressed() {
+                    held
+                } else {
+                    compressed
+                };
+                self.by_uid.remove(order.order_uid());
+                self.by_id.insert(ById(replaced.clone()));
+                self.by_uid.insert(ByUid(replaced));
+            }
+            drop(by_age);
         }
     }
 

@@ -1,5 +1,6 @@
-//! Where orders live: in memory for fast reads (compressed with `MEMORY_COMPRESSION=zstd`),
-//! in PostgreSQL for durability, and the [`ServedOrder`] that both hold and HTTP serves.
+//! Where orders live: in memory for fast reads ([`held::HeldOrder`], compressed with
+//! `MEMORY_COMPRESSION=zstd`), in PostgreSQL for durability, and the [`ServedOrder`] handed
+//! between the batch writers, PostgreSQL, memory and HTTP.
 
 pub mod compression;
 pub mod held;
@@ -13,8 +14,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
-/// An order as memory holds it and HTTP serves it: made by the batch writers (new orders) and
-/// by PostgreSQL reads (restore, lookups), served by `http`.
+/// An order as it is handed on: made by the batch writers (new orders) and by PostgreSQL
+/// lookups, taken into memory (as a [`held::HeldOrder`]) or served by `http`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServedOrder {
     /// The id PostgreSQL gave the order when it was first stored.

@@ -466,13 +466,27 @@ fn the_committer_is_the_only_writer_of_kafka_offsets() {
 fn memory_is_filled_by_the_restore_and_the_batch_writers_and_emptied_by_the_sweeper_and_the_restorer(
 ) {
     // The memory store's methods are known by name: no other type of the crate has methods
-    // called `insert_many`, `evict` or `evict_partitions`.
+    // called `insert_many`, `insert_rows`, `evict` or `evict_partitions`. `insert_rows` (a
+    // restore's rows) hands compressed stores' orders on to `insert_many` inside the store.
     let sources = source_tree();
     assert_eq!(
         files_calling(sources, "insert_many"),
-        ["src/ingest.rs", "src/store/postgres/restore.rs"],
-        "only the batch writers and the restore put orders in memory: {:?}",
+        ["src/ingest.rs", "src/store/memory.rs"],
+        "only the batch writers (and the store itself) put orders in memory: {:?}",
         callers_of(sources, "insert_many")
+    );
+    assert_eq!(
+        callers_of(sources, "insert_many")
+            .get("src/store/memory.rs")
+            .map(Vec::len),
+        Some(1),
+        "the store hands on to insert_many once, from insert_rows"
+    );
+    assert_eq!(
+        files_calling(sources, "insert_rows"),
+        ["src/store/postgres/restore.rs"],
+        "only the restore puts rows read from PostgreSQL in memory: {:?}",
+        callers_of(sources, "insert_rows")
     );
     assert_eq!(
         files_calling(sources, "evict"),
@@ -498,6 +512,7 @@ fn http_only_reads() {
     assert!(!http.is_empty(), "no files under src/http/");
     for name in [
         "insert_many",
+        "insert_rows",
         "evict",
         "evict_partitions",
         "write_batch",

@@ -15,6 +15,21 @@ async fn served_as_stored(app: &RunningApp, db: &tokio_postgres::Client) {
         .unwrap_or_else(|error| panic!("{error}"));
     assert_eq!(rows.len(), N_ORDERS);
     let memory = app.memory();
+    // The orders taken before the first dictionary are compressed once it is trained, by the
+    // batch that trained it, which may still be at it.
+    let ids: Vec<i64> = rows.iter().map(|row| row.get(0)).collect();
+    wait_for(
+        "every order to be held compressed",
+        Duration::from_secs(30),
+        || async {
+            ids.iter().all(|id| {
+                memory
+                    .get_by_id(*id)
+                    .is_some_and(|order| order.is_compressed())
+            })
+        },
+    )
+    .await;
     for (index, row) in rows.iter().enumerate() {
         let (id, uid, text): (i64, String, String) = (row.get(0), row.get(1), row.get(2));
         let held = memory
