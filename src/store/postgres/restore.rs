@@ -1,8 +1,8 @@
 //! Reading orders back into memory, at start-up and when this instance takes partitions:
-//! planned on the `date_created` index, then read as id ranges over several connections at
-//! once.
+//! planned on the `(date_created, id)` index, then read as id ranges over several connections
+//! at once.
 //!
-//! The ranges cover only the ids from the oldest order kept to the newest, so a restore of the
+//! The ranges cover only the ids from the lowest kept to the newest, so a restore of the
 //! newest million out of many reads the end of the table, not all of it; and they are many
 //! small ranges taken in turn by the connections, so that one connection never reads every
 //! order kept while the others find none (orders kept cluster at the high ids).
