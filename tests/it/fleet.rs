@@ -539,23 +539,34 @@ async fn a_rolling_restart_under_load_stores_every_order_once() {
 /// SIGSTOPs `instance` until it is frozen with a batch transaction open (its session holds
 /// lease rows and has a transaction running), and returns that session's state
 /// (`active`: in the middle of a statement such as the COPY; `idle in transaction`: between
-/// two).
-async fn freeze_mid_transaction(db: &tokio_postgres::Client, instance: &Instance) -> String {
+/// two) and when it was frozen.
+async fn freeze_mid_transaction(
+    db: &tokio_postgres::Client,
+    instance: &Instance,
+) -> (String, Instant) {
     let name = orderstore::store::postgres::leases::session_name(&instance.id);
+    let open_state = || async {
+        db.query_opt(
+            "SELECT activity.state FROM pg_stat_activity AS activity \
+             WHERE activity.application_name = $1 AND activity.xact_start IS NOT NULL \
+             AND EXISTS (SELECT 1 FROM pg_locks AS held WHERE held.pid = activity.pid \
+                         AND held.relation = 'partition_leases'::regclass) LIMIT 1",
+            &[&name],
+        )
+        .await
+        .unwrap_or_else(|error| panic!("{error}"))
+        .map(|row| row.get::<_, String>(0))
+    };
     for attempt in 0..400 {
         instance.signal("-STOP");
-        let open = db
-            .query_opt(
-                "SELECT activity.state FROM pg_stat_activity AS activity \
-                 WHERE activity.application_name = $1 AND activity.xact_start IS NOT NULL \
-                 AND EXISTS (SELECT 1 FROM pg_locks AS held WHERE held.pid = activity.pid \
-                             AND held.relation = 'partition_leases'::regclass) LIMIT 1",
-                &[&name],
-            )
-            .await
-            .unwrap_or_else(|error| panic!("{error}"));
-        if let Some(row) = open {
-            return row.get(0);
+        let frozen_at = Instant::now();
+        if open_state().await.is_some() {
+            // The server may still be working through what the client sent before it froze
+            // (a statement that then ends): the state it settles in is the one to judge by.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if let Some(state) = open_state().await {
+                return (state, frozen_at);
+            }
         }
         instance.signal("-CONT");
         // A pause that varies from one attempt to the next, so the attempts do not fall in
@@ -581,14 +592,14 @@ async fn an_instance_frozen_mid_transaction_holds_no_takeover_up() {
     let seen = Mutex::new(HashMap::new());
     offsets_never_move_back(&bed.db, &bed.topic, &seen).await;
 
-    let state = freeze_mid_transaction(&bed.db, &second).await;
-    let frozen_at = Instant::now();
+    let (state, frozen_at) = freeze_mid_transaction(&bed.db, &second).await;
     all_taken_by(
         &bed,
         &seen,
         "steady",
         &format!("the partitions of an instance frozen mid-transaction ({state}) taken"),
-        LEASE_TTL + Duration::from_secs(2),
+        // Counted from the freeze, not from the end of the state's settling.
+        (LEASE_TTL + Duration::from_secs(2)).saturating_sub(frozen_at.elapsed()),
     )
     .await;
     let taken_after = frozen_at.elapsed();
