@@ -306,7 +306,8 @@ async fn a_restarted_instance_serves_the_same_ids_and_stores_nothing_twice() {
         app.stop().await;
     }
 
-    // With room for 50, a restore loads exactly the 50 newest by date_created.
+    // With room for 50, a restore loads exactly the 50 newest by date_created, also over a
+    // pool of one connection.
     let newest: Vec<i64> = db
         .query(
             "SELECT id FROM orders ORDER BY date_created DESC, id DESC LIMIT 50",
@@ -320,7 +321,7 @@ async fn a_restarted_instance_serves_the_same_ids_and_stores_nothing_twice() {
     let app = RunningApp::start(settings(
         &database,
         &topic,
-        &[("MEMORY_ORDERS_LIMIT", "50")],
+        &[("MEMORY_ORDERS_LIMIT", "50"), ("DB_POOL_SIZE", "1")],
     ))
     .await;
     app.restored().await;

@@ -93,12 +93,14 @@ impl Database {
                 partitions: partitions_owned,
             });
         }
-        let client = self.pool.get().await?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // Before this plan takes its connection: the estimate takes one of its own, and with
+        // DB_POOL_SIZE=1 asking for a second while holding the first would wait for nothing.
         let many = self
             .estimate_orders()
             .await?
             .is_some_and(|estimate| i64::try_from(estimate).unwrap_or(i64::MAX) > limit);
+        let client = self.pool.get().await?;
         let count = || async {
             let row = client
                 .query_one(
