@@ -1,6 +1,5 @@
 //! Reading one order by `id` or `order_uid`, for HTTP requests that memory cannot answer.
 
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use super::{Database, DbError};
@@ -41,21 +40,11 @@ impl Database {
     }
 }
 
-/// A row of `id, kafka_partition, order_uid, date_created, body_text` as memory holds it. The
-/// text is already the served form (see [`crate::order::served_json`]), so nothing is parsed.
+/// A row of `id, kafka_partition, order_uid, date_created, body_text` as a lookup serves it:
+/// [`row_order`]'s reading of the row, owned. The text is already the served form (see
+/// [`crate::order::served_json`]), so nothing is parsed.
 pub(super) fn served_order(row: &tokio_postgres::Row) -> Result<ServedOrder, DbError> {
-    let id: i64 = row.try_get(0)?;
-    let partition: i32 = row.try_get(1)?;
-    let order_uid: &str = row.try_get(2)?;
-    let date_created: DateTime<Utc> = row.try_get(3)?;
-    let body: String = row.try_get(4)?;
-    Ok(ServedOrder::new(
-        id,
-        partition,
-        order_uid,
-        date_created,
-        Bytes::from(body),
-    ))
+    row_order(row).map(|order| order.to_served())
 }
 
 /// The same row, borrowed: for a restore, which memory copies once.
